@@ -1,0 +1,1 @@
+"""The HTTP surface: the OpenAI-compatible API, the admin API, health endpoints."""

@@ -1,0 +1,115 @@
+"""The admin API under /api: reload, deployment state, the running config (secrets hidden)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from warden.api.responses import JSON, error_response
+from warden.config import load_config
+from warden.errors import (
+    AuthenticationFailed,
+    ConfigError,
+    InvalidRequest,
+    PermissionDenied,
+    WardenError,
+)
+from warden.pipeline.authenticate import bearer
+from warden.runtime import RuntimeHolder
+
+log = logging.getLogger("warden.admin")
+
+_SECRET_KEYS = {"api_key", "admin_key", "key"}
+
+
+def redact(value: Any) -> Any:
+    """A copy of a config tree with secret values replaced."""
+    if isinstance(value, dict):
+        return {k: ("***" if k in _SECRET_KEYS and v else redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+class AdminApi:
+    def __init__(self, holder: RuntimeHolder, config_path: Path | None) -> None:
+        self._holder = holder
+        self._config_path = config_path
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/admin/reload", self.reload, methods=["POST"]),
+            Route("/api/deployments", self.deployments, methods=["GET"]),
+            Route("/api/config", self.config, methods=["GET"]),
+        ]
+
+    def _authorize(self, request: Request) -> None:
+        admin = self._holder.current.admin_key
+        if not admin:
+            raise PermissionDenied(
+                "No admin key is configured: set WARDEN_ADMIN_KEY or admin_key in warden.yaml."
+            )
+        token = bearer(request.headers.get("authorization"))
+        if token is None:
+            raise AuthenticationFailed("Missing admin key: send 'Authorization: Bearer <admin key>'.")
+        if not hmac.compare_digest(hashlib.sha256(token.encode()).digest(),
+                                   hashlib.sha256(admin.encode()).digest()):
+            raise AuthenticationFailed("Invalid admin key.")
+
+    async def reload(self, request: Request) -> Response:
+        try:
+            self._authorize(request)
+            result = await reload_from_file(self._holder, self._config_path)
+        except WardenError as exc:
+            return error_response(exc)
+        return JSON(result)
+
+    async def deployments(self, request: Request) -> Response:
+        try:
+            self._authorize(request)
+        except WardenError as exc:
+            return error_response(exc)
+        rt = self._holder.current
+        data = []
+        for router in rt.dispatcher.routers.values():
+            for d in router.deployments:
+                data.append({
+                    "model": d.model, "id": d.id, "provider": d.config.provider,
+                    "upstream_model": d.upstream_model, "breaker": d.breaker.state.value,
+                    "breaker_opened": d.breaker.opened_count, "healthy": d.healthy,
+                    "in_flight": d.in_flight, "requests": d.requests, "failures": d.failures,
+                    "latency_ewma_s": d.ewma_s, "last_error": d.last_error,
+                })
+        return JSON({"generation": self._holder.generation, "data": data})
+
+    async def config(self, request: Request) -> Response:
+        try:
+            self._authorize(request)
+        except WardenError as exc:
+            return error_response(exc)
+        return JSON(redact(self._holder.current.config.model_dump(mode="json")))
+
+
+async def reload_from_file(holder: RuntimeHolder, path: Path | None) -> dict[str, Any]:
+    """Read, validate and swap in the config file; the old runtime keeps serving on failure."""
+    if path is None:
+        raise InvalidRequest("The gateway was started without a config file; nothing to reload. "
+                             "Start it with --config FILE.", code="no_config_file")
+    try:
+        config = load_config(path)
+        runtime = await holder.swap(config)
+    except ConfigError as exc:
+        log.error("reload refused, the running config stays: %s", exc)
+        raise InvalidRequest(f"Reload refused; the running config stays. {exc}",
+                             code="invalid_config") from None
+    log.info("reloaded %s: generation %d, %d model(s)", path, holder.generation,
+             len(runtime.config.models))
+    return {"status": "reloaded", "generation": holder.generation,
+            "models": [m.name for m in runtime.config.models]}

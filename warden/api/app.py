@@ -1,0 +1,99 @@
+"""create_app: the ASGI application, composed in one place."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from warden.api.admin import AdminApi, reload_from_file
+from warden.api.openai import OpenAIApi
+from warden.api.responses import (
+    JSON,
+    handle_http_exception,
+    handle_unexpected,
+    handle_warden_error,
+)
+from warden.config import Config
+from warden.errors import WardenError
+from warden.plugins import ProviderRegistry, make_plugin_manager
+from warden.runtime import RuntimeHolder, build_runtime
+
+log = logging.getLogger("warden")
+
+
+def create_app(
+    config: Config,
+    *,
+    config_path: Path | None = None,
+    registry: ProviderRegistry | None = None,
+    env: Mapping[str, str] | None = None,
+    handle_sighup: bool = False,
+) -> Starlette:
+    """The gateway app for ``config``. ``config_path`` is what reloads read again."""
+    registry = registry or ProviderRegistry(make_plugin_manager())
+    holder = RuntimeHolder(build_runtime(config, registry, env=env), registry,
+                           drain_timeout_s=config.server.drain_timeout_s, env=env)
+    openai_api = OpenAIApi(holder, config.server.max_body_bytes)
+    admin_api = AdminApi(holder, config_path)
+
+    async def healthz(request: Request) -> Response:
+        return JSON({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        rt = holder.current
+        if not rt.config.models:
+            return JSON({"status": "not ready", "reason": "no models configured"}, status_code=503)
+        return JSON({"status": "ready", "generation": holder.generation,
+                     "models": len(rt.config.models)})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        holder.current.health.start()
+        loop = asyncio.get_running_loop()
+        if handle_sighup:
+            def on_sighup() -> None:
+                task = loop.create_task(_reload_logged(holder, config_path))
+                app.state.reloads.add(task)
+                task.add_done_callback(app.state.reloads.discard)
+            loop.add_signal_handler(signal.SIGHUP, on_sighup)
+        try:
+            yield
+        finally:
+            if handle_sighup:
+                loop.remove_signal_handler(signal.SIGHUP)
+            await holder.close()
+
+    app = Starlette(
+        routes=[
+            *openai_api.routes(),
+            *admin_api.routes(),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ],
+        exception_handlers={
+            WardenError: handle_warden_error,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+        lifespan=lifespan,
+    )
+    app.state.holder = holder
+    app.state.reloads = set()
+    return app
+
+
+async def _reload_logged(holder: RuntimeHolder, path: Path | None) -> None:
+    try:
+        await reload_from_file(holder, path)
+    except WardenError as exc:
+        log.error("SIGHUP reload failed: %s", exc.message)

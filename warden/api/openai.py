@@ -1,0 +1,170 @@
+"""The OpenAI-compatible API: /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from warden.api.responses import JSON, error_response
+from warden.api.schemas import ChatRequest, CompletionRequest, EmbeddingRequest, _Body, validate
+from warden.api.tracing import request_id, traceparent
+from warden.errors import InvalidRequest, NotFound, WardenError
+from warden.pipeline.context import RequestContext, StreamResult
+from warden.providers.base import ApiKind, Completion
+from warden.runtime import Runtime, RuntimeHolder
+
+_DONE = b"data: [DONE]\n\n"
+
+
+class SSEResponse(StreamingResponse):
+    """A server-sent-event stream that always runs its cleanup, however the client leaves."""
+
+    def __init__(self, content: AsyncIterator[bytes], headers: dict[str, str],
+                 on_close: Callable[[], None]) -> None:
+        super().__init__(content, media_type="text/event-stream", headers=headers)
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            try:
+                await self.body_iterator.aclose()  # type: ignore[attr-defined]
+            finally:
+                self._on_close()
+
+
+def _encode(chunk: dict[str, Any], include_usage: bool) -> bytes | None:
+    if not include_usage and "usage" in chunk:
+        if not chunk.get("choices"):
+            return None
+        chunk = {k: v for k, v in chunk.items() if k != "usage"}
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+async def _sse(ctx: RequestContext, result: StreamResult) -> AsyncIterator[bytes]:
+    first = _encode(result.first, ctx.include_usage)
+    if first is not None:
+        yield first
+    try:
+        async for chunk in result.rest:
+            data = _encode(chunk, ctx.include_usage)
+            if data is not None:
+                yield data
+    except WardenError as exc:
+        # Headers are gone: the error travels in the stream, as OpenAI does.
+        yield b"data: " + orjson.dumps(exc.to_body()) + b"\n\n"
+        return
+    yield _DONE
+
+
+class OpenAIApi:
+    """Route handlers bound to the runtime holder."""
+
+    def __init__(self, holder: RuntimeHolder, max_body_bytes: int) -> None:
+        self._holder = holder
+        self._max_body = max_body_bytes
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/chat/completions", self.chat, methods=["POST"]),
+            Route("/v1/completions", self.completions, methods=["POST"]),
+            Route("/v1/embeddings", self.embeddings, methods=["POST"]),
+            Route("/v1/models", self.models, methods=["GET"]),
+            Route("/v1/models/{model:path}", self.model, methods=["GET"]),
+        ]
+
+    async def chat(self, request: Request) -> Response:
+        return await self._handle(request, "chat", ChatRequest)
+
+    async def completions(self, request: Request) -> Response:
+        return await self._handle(request, "completion", CompletionRequest)
+
+    async def embeddings(self, request: Request) -> Response:
+        return await self._handle(request, "embedding", EmbeddingRequest)
+
+    async def _read_json(self, request: Request) -> Any:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self._max_body:
+            raise InvalidRequest(f"The request body is larger than {self._max_body} bytes.",
+                                 code="body_too_large", status=413)
+        raw = await request.body()
+        if len(raw) > self._max_body:
+            raise InvalidRequest(f"The request body is larger than {self._max_body} bytes.",
+                                 code="body_too_large", status=413)
+        if not raw:
+            raise InvalidRequest("The request body is empty; send a JSON object.")
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidRequest(f"The request body is not valid JSON: {exc}.",
+                                 code="invalid_json") from None
+
+    async def _handle(self, request: Request, kind: ApiKind, schema: type[_Body]) -> Response:
+        headers = request.headers
+        rid = request_id(headers)
+        tp = traceparent(headers)
+        out = {"x-request-id": rid, "traceparent": tp}
+        rt = self._holder.current
+        rt.enter()
+        handed_off = False
+        try:
+            body = await self._read_json(request)
+            parsed = validate(schema, body)
+            stream = kind != "embedding" and body.get("stream") is True
+            ctx = RequestContext(request_id=rid, kind=kind, model=body["model"], body=body,
+                                 stream=stream, traceparent=tp, headers=headers)
+            options = getattr(parsed, "stream_options", None)
+            ctx.include_usage = bool(options and options.include_usage)
+            await rt.pipeline(ctx)
+            out["x-warden-deployment"] = ctx.deployment or ""
+            out["x-warden-attempts"] = str(len(ctx.attempts))
+            result = ctx.result
+            if isinstance(result, StreamResult):
+                out["cache-control"] = "no-cache"
+                handed_off = True
+                return SSEResponse(_sse(ctx, result), out, rt.leave)
+            assert isinstance(result, Completion)
+            return JSON(result.body, headers=out)
+        except WardenError as exc:
+            return error_response(exc, out)
+        finally:
+            if not handed_off:
+                rt.leave()
+
+    def _visible(self, rt: Runtime, request: Request) -> list[str]:
+        key = rt.authenticate.identify(request.headers)
+        names = [m.name for m in rt.config.models]
+        if key is not None and key.models is not None:
+            names = [n for n in names if n in key.models]
+        return names
+
+    async def models(self, request: Request) -> Response:
+        rt = self._holder.current
+        try:
+            names = self._visible(rt, request)
+        except WardenError as exc:
+            return error_response(exc)
+        created = int(time.time())
+        return JSON({"object": "list", "data": [
+            {"id": n, "object": "model", "created": created, "owned_by": "warden"} for n in names
+        ]})
+
+    async def model(self, request: Request) -> Response:
+        rt = self._holder.current
+        name = request.path_params["model"]
+        try:
+            if name not in self._visible(rt, request):
+                raise NotFound(f"The model '{name}' does not exist; GET /v1/models lists them.",
+                               param="model", code="model_not_found")
+        except WardenError as exc:
+            return error_response(exc)
+        return JSON({"id": name, "object": "model", "created": int(time.time()),
+                     "owned_by": "warden"})

@@ -1,0 +1,27 @@
+"""Request ids and W3C trace context: accepted from the client, propagated, returned."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,200}$")
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+def request_id(headers: Mapping[str, str]) -> str:
+    """The client's ``x-request-id`` when it is sane, else a new random id."""
+    given = headers.get("x-request-id")
+    if given and _REQUEST_ID.match(given):
+        return given
+    return os.urandom(12).hex()
+
+
+def traceparent(headers: Mapping[str, str]) -> str:
+    """A traceparent for this hop: the client's trace id when given, and a new span id."""
+    given = headers.get("traceparent")
+    match = _TRACEPARENT.match(given) if given else None
+    if match and match.group(2) != "0" * 32:
+        return f"00-{match.group(2)}-{os.urandom(8).hex()}-{match.group(4)}"
+    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"

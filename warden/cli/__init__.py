@@ -1,0 +1,1 @@
+"""The ``warden`` command: one module per command group."""

@@ -1,0 +1,294 @@
+"""The typed configuration: one YAML file (``warden.yaml``) validated by pydantic models.
+
+``${VAR}`` and ``${VAR:-default}`` are expanded in string values (``$${`` is a literal ``${``).
+Unknown or misspelt keys are refused with the key's path and the closest valid key.
+Every key is documented by its ``Field(description=...)``; ``warden config schema`` prints them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from warden.errors import ConfigError
+
+Strategy = Literal["weighted", "round-robin", "least-latency", "least-in-flight"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Timeouts(_Model):
+    """Per-deployment time limits; unset values fall back to the model's routing defaults."""
+
+    connect_s: float | None = Field(None, gt=0, description="Time to open a TCP/TLS connection.")
+    first_byte_s: float | None = Field(
+        None, gt=0, description="Time from sending the request to the first byte of the answer."
+    )
+    total_s: float | None = Field(
+        None, gt=0, description="Time for a whole non-streamed answer, or a whole stream."
+    )
+
+
+class Deployment(_Model):
+    """One place a public model can be served from: a provider with its settings."""
+
+    id: str = Field(description="Unique within the model; returned in x-warden-deployment.")
+    provider: str = Field(description="Provider plugin name: openai, anthropic, fake, ...")
+    model: str | None = Field(None, description="The upstream model name; defaults to the public name.")
+    base_url: str | None = Field(None, description="Upstream base URL, e.g. http://127.0.0.1:8000/v1.")
+    api_key: str | None = Field(None, description="Upstream API key; use ${ENV} to keep it out of the file.")
+    weight: float = Field(1.0, gt=0, description="Share of traffic under the weighted strategy.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra headers sent upstream.")
+    timeouts: Timeouts = Field(default_factory=Timeouts, description="Overrides of routing timeouts.")
+    max_connections: int = Field(
+        256, ge=1, description="Pooled keep-alive connections kept to this upstream."
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Provider-specific settings, validated by the provider."
+    )
+
+
+class Breaker(_Model):
+    """Per-deployment circuit breaker: opens after consecutive failures, probes after cooldown."""
+
+    failures: int = Field(5, ge=1, description="Consecutive failures that open the breaker.")
+    cooldown_s: float = Field(10.0, gt=0, description="Time open before a half-open probe.")
+    half_open_probes: int = Field(
+        1, ge=1, description="Successful probes needed to close it again."
+    )
+
+
+class HealthCheck(_Model):
+    """Optional active health checks: a small request to every deployment on an interval."""
+
+    enabled: bool = Field(False, description="Probe deployments in the background.")
+    interval_s: float = Field(15.0, gt=0, description="Seconds between probes.")
+    timeout_s: float = Field(5.0, gt=0, description="Time limit of one probe.")
+
+
+class Routing(_Model):
+    """How a public model picks a deployment and recovers from failures."""
+
+    strategy: Strategy = Field("least-latency", description="Deployment choice strategy.")
+    retries: int = Field(2, ge=0, le=10, description="Extra attempts after a retryable failure.")
+    backoff_s: float = Field(0.05, ge=0, description="Base of the jittered exponential backoff.")
+    backoff_max_s: float = Field(2.0, ge=0, description="Cap of one backoff wait.")
+    timeout_s: float = Field(60.0, gt=0, description="Default total time limit per attempt.")
+    connect_timeout_s: float = Field(5.0, gt=0, description="Default connect time limit.")
+    first_byte_timeout_s: float | None = Field(
+        None, gt=0, description="Default time limit to the first byte; unset means timeout_s."
+    )
+    fallbacks: list[str] = Field(
+        default_factory=list, description="Other public model names tried, in order, when all "
+        "deployments of this one fail."
+    )
+    breaker: Breaker = Field(default_factory=Breaker, description="Circuit breaker settings.")
+    health_check: HealthCheck = Field(default_factory=HealthCheck, description="Active probes.")
+
+
+class ModelRoute(_Model):
+    """A public model name and the deployments that serve it."""
+
+    name: str = Field(description="What clients send as \"model\".")
+    routing: Routing = Field(default_factory=Routing, description="Routing and resilience.")
+    deployments: list[Deployment] = Field(min_length=1, description="Where it is served from.")
+
+    @model_validator(mode="after")
+    def _unique_deployments(self) -> ModelRoute:
+        seen: set[str] = set()
+        for dep in self.deployments:
+            if dep.id in seen:
+                raise ValueError(f"deployment id '{dep.id}' appears twice in model '{self.name}'")
+            seen.add(dep.id)
+        return self
+
+
+class ClientKey(_Model):
+    """A client API key listed in the config (the key store replaces this list later)."""
+
+    key: str = Field(min_length=8, description="The bearer token clients send.")
+    name: str = Field("default", description="A label for logs and records.")
+    models: list[str] | None = Field(None, description="Allowed public models; unset means all.")
+
+
+class Server(_Model):
+    """Where and how the gateway listens."""
+
+    host: str = Field("127.0.0.1", description="Bind address.")
+    port: int = Field(4000, ge=0, le=65535, description="Bind port.")
+    allow_public_without_keys: bool = Field(
+        False, description="Allow binding a non-loopback address while no client keys exist."
+    )
+    drain_timeout_s: float = Field(
+        30.0, ge=0, description="On shutdown, how long requests in flight may take to finish."
+    )
+    max_body_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Largest request body accepted."
+    )
+
+
+class Config(_Model):
+    """The whole of ``warden.yaml``."""
+
+    server: Server = Field(default_factory=Server, description="Listener settings.")
+    admin_key: str | None = Field(
+        None, description="Bearer token for /api/...; WARDEN_ADMIN_KEY overrides it."
+    )
+    keys: list[ClientKey] = Field(
+        default_factory=list, description="Client keys; with none, /v1 is open (loopback only)."
+    )
+    models: list[ModelRoute] = Field(default_factory=list, description="Public models.")
+
+    @field_validator("models")
+    @classmethod
+    def _unique_models(cls, models: list[ModelRoute]) -> list[ModelRoute]:
+        names = [m.name for m in models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"model name(s) {dupes} appear more than once")
+        return models
+
+    @model_validator(mode="after")
+    def _fallbacks_exist(self) -> Config:
+        names = {m.name for m in self.models}
+        for m in self.models:
+            for fb in m.routing.fallbacks:
+                if fb == m.name:
+                    raise ValueError(f"model '{m.name}' lists itself as a fallback")
+                if fb not in names:
+                    hint = _hint(fb, names)
+                    raise ValueError(f"model '{m.name}' falls back to unknown model '{fb}'{hint}")
+        return self
+
+    def model(self, name: str) -> ModelRoute | None:
+        for m in self.models:
+            if m.name == name:
+                return m
+        return None
+
+
+# --- loading -------------------------------------------------------------------------------
+
+_ENV = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any, env: Mapping[str, str], path: str = "") -> Any:
+    """Expand ``${VAR}`` / ``${VAR:-default}`` in every string of a parsed YAML tree."""
+    if isinstance(value, str):
+        def sub(match: re.Match[str]) -> str:
+            escaped, name, default = match.group(1), match.group(2), match.group(3)
+            if escaped:
+                return match.group(0)[1:]
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(
+                f"{path or '<root>'}: environment variable {name} is not set; "
+                f"set it, or write ${{{name}:-default}} to give a default"
+            )
+        return _ENV.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: expand_env(v, env, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, env, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def parse_config(data: Any, env: Mapping[str, str] | None = None) -> Config:
+    """Validate a parsed YAML tree into a Config, raising ConfigError with key paths."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("the config must be a mapping at the top level (keys like models:)")
+    data = expand_env(data, os.environ if env is None else env)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a YAML config file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} does not exist; pass --config with a valid path") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    try:
+        return parse_config(data, env)
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from None
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<root>"
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        where = _format_loc(loc)
+        if err["type"] == "extra_forbidden":
+            known = _fields_at(Config, loc[:-1])
+            lines.append(f"{where}: unknown key{_hint(str(loc[-1]), known)}")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{where}: {msg}")
+    return "invalid config:\n  " + "\n  ".join(lines)
+
+
+def _hint(word: str, candidates: set[str] | list[str]) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    if candidates:
+        return f"; valid keys here: {', '.join(sorted(candidates))}"
+    return ""
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> set[str]:
+    """The field names of the model found by walking ``loc`` from ``model``."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return set()
+        field = current.model_fields.get(part)
+        if field is None:
+            return set()
+        current = _unwrap(field.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return set(current.model_fields)
+    return set()
+
+
+def _unwrap(annotation: Any) -> Any:
+    origin = get_origin(annotation)
+    if origin in (list, tuple):
+        return _unwrap(get_args(annotation)[0])
+    if origin is not None:
+        for arg in get_args(annotation):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                return arg
+    return annotation

@@ -1,0 +1,1 @@
+"""The request pipeline: one module per stage, one Stage protocol, one runner."""

@@ -1,0 +1,61 @@
+"""What one request carries through the pipeline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from warden.config import ClientKey
+from warden.errors import WardenError
+from warden.providers.base import ApiKind, Completion, Usage
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One try against one deployment."""
+
+    model: str
+    deployment: str
+    provider: str
+    started_s: float
+    latency_s: float = 0.0
+    status: int = 0
+    error: str | None = None
+    error_type: str | None = None
+
+
+@dataclass(slots=True)
+class StreamResult:
+    """An answer being streamed: its first chunk is already in hand."""
+
+    first: dict[str, Any]
+    rest: AsyncIterator[dict[str, Any]]
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """One request: what came in, who sent it, where it went and what came back."""
+
+    request_id: str
+    kind: ApiKind
+    model: str
+    body: dict[str, Any]
+    stream: bool
+    traceparent: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+    started_at: float = field(default_factory=time.time)
+    key: ClientKey | None = None
+    include_usage: bool = False
+    deployment: str | None = None
+    served_model: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    result: Completion | StreamResult | None = None
+    usage: Usage | None = None
+    ttft_s: float | None = None
+    error: WardenError | None = None
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started

@@ -1,0 +1,1 @@
+"""Providers: one module per upstream kind, each a plugin implementing ``Provider``."""

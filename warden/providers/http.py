@@ -1,0 +1,138 @@
+"""Shared upstream HTTP plumbing: pooled keep-alive sessions, error mapping, SSE parsing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from warden.errors import UpstreamError, UpstreamStatus, UpstreamTimeout, WardenError
+
+
+class Pool:
+    """A lazily created aiohttp session with a bounded keep-alive connection pool."""
+
+    def __init__(self, max_connections: int) -> None:
+        self._max = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._max, limit_per_host=self._max, keepalive_timeout=30,
+                ttl_dns_cache=300, enable_cleanup_closed=False,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=None),
+                json_serialize=lambda o: orjson.dumps(o).decode(), auto_decompress=True,
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+
+def retry_after(headers: Any) -> float | None:
+    """Seconds from a Retry-After (or retry-after-ms) header, when given as a number."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass  # fall through to the seconds form
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: not worth parsing for a hint
+
+
+def error_message(body: bytes, fallback: str) -> tuple[str, Any]:
+    """The upstream's own error message (OpenAI or Anthropic shape) and the parsed body."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body.decode("utf-8", "replace").strip()
+        return (text[:500] or fallback), None
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return err["message"], data
+        if isinstance(err, str):
+            return err, data
+        if isinstance(data.get("message"), str):
+            return data["message"], data
+    return fallback, data
+
+
+async def raise_for_status(resp: aiohttp.ClientResponse, where: str) -> None:
+    """Raise UpstreamStatus for an error answer, with the upstream's message."""
+    if resp.status < 400:
+        return
+    body = await resp.read()
+    message, data = error_message(body, f"upstream answered HTTP {resp.status}")
+    raise UpstreamStatus(
+        f"{where}: {message}", upstream_status=resp.status, body=data,
+        retry_after=retry_after(resp.headers),
+    )
+
+
+def map_exception(exc: BaseException, where: str) -> WardenError:
+    """Turn a transport exception into a WardenError naming the deployment."""
+    if isinstance(exc, WardenError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return UpstreamTimeout(f"{where}: upstream timed out", code="upstream_timeout")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return UpstreamError(f"{where}: cannot connect to upstream ({exc.os_error})",
+                             code="upstream_connect_error")
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return UpstreamError(f"{where}: upstream closed the connection", code="upstream_disconnected")
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return UpstreamError(f"{where}: upstream transport error: {exc}", code="upstream_error")
+    if isinstance(exc, orjson.JSONDecodeError | ValueError):
+        return UpstreamError(f"{where}: upstream sent invalid JSON", code="upstream_bad_response")
+    raise exc
+
+
+async def sse_events(
+    resp: aiohttp.ClientResponse, deadline: float
+) -> AsyncIterator[tuple[str | None, bytes]]:
+    """Yield ``(event, data)`` pairs of a server-sent-event stream until it ends.
+
+    Each read is bounded by ``deadline`` (a loop time); ending past it raises TimeoutError.
+    """
+    loop = asyncio.get_running_loop()
+    buf = b""
+    event: str | None = None
+    content = resp.content
+    while True:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise TimeoutError
+        async with asyncio.timeout(remaining):
+            data = await content.readany()
+        if not data:
+            return
+        buf += data
+        while True:
+            i = buf.find(b"\n")
+            if i < 0:
+                break
+            line = buf[:i].rstrip(b"\r")
+            buf = buf[i + 1:]
+            if not line:
+                event = None
+                continue
+            if line.startswith(b"data:"):
+                yield event, line[5:].lstrip()
+            elif line.startswith(b"event:"):
+                event = line[6:].strip().decode("utf-8", "replace")

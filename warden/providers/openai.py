@@ -1,0 +1,145 @@
+"""The ``openai`` provider: any OpenAI-compatible upstream (OpenAI, vLLM, TGI, Ollama, llama.cpp)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import orjson
+from pydantic import Field
+
+from warden.config import Deployment
+from warden.hookspecs import hookimpl
+from warden.errors import UpstreamError
+from warden.providers.base import (
+    Completion,
+    Provider,
+    ProviderCall,
+    ProviderParams,
+    Usage,
+)
+from warden.providers.http import Pool, map_exception, raise_for_status, sse_events
+
+_PATHS = {"chat": "/chat/completions", "completion": "/completions", "embedding": "/embeddings"}
+
+
+class OpenAIParams(ProviderParams):
+    stream_usage: bool = Field(
+        True, description="Ask the upstream for a final usage chunk (stream_options.include_usage)."
+    )
+    organization: str | None = Field(None, description="OpenAI-Organization header.")
+
+
+class OpenAIProvider(Provider):
+    """Speaks the OpenAI wire format to the upstream: requests and answers pass through."""
+
+    name = "openai"
+    Params = OpenAIParams
+
+    def __init__(self, deployment: Deployment, params: ProviderParams) -> None:
+        super().__init__(deployment, params)
+        assert isinstance(params, OpenAIParams)
+        self._params = params
+        self._base = (deployment.base_url or "https://api.openai.com/v1").rstrip("/")
+        self._where = f"deployment '{deployment.id}'"
+        headers = {"Content-Type": "application/json", **deployment.headers}
+        if deployment.api_key:
+            headers["Authorization"] = f"Bearer {deployment.api_key}"
+        if params.organization:
+            headers["OpenAI-Organization"] = params.organization
+        self._headers = headers
+        self._pool = Pool(deployment.max_connections)
+
+    def _request_headers(self, call: ProviderCall) -> dict[str, str]:
+        if not call.headers:
+            return self._headers
+        return {**self._headers, **call.headers}
+
+    async def complete(self, call: ProviderCall) -> Completion:
+        url = self._base + _PATHS[call.kind]
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=call.timeouts.connect)
+        try:
+            async with asyncio.timeout(call.timeouts.total):
+                async with self._pool.session().post(
+                    url, data=orjson.dumps(call.body), headers=self._request_headers(call),
+                    timeout=timeout,
+                ) as resp:
+                    await raise_for_status(resp, self._where)
+                    raw = await resp.read()
+            body = orjson.loads(raw)
+        except Exception as exc:  # noqa: BLE001 - every transport error is mapped, none swallowed
+            raise map_exception(exc, self._where) from exc
+        if not isinstance(body, dict):
+            raise UpstreamError(f"{self._where}: upstream answer is not a JSON object",
+                                code="upstream_bad_response")
+        return Completion(body=body, usage=Usage.from_wire(body.get("usage")))
+
+    async def stream(self, call: ProviderCall) -> AsyncIterator[dict[str, Any]]:
+        url = self._base + _PATHS[call.kind]
+        body = call.body
+        if self._params.stream_usage and call.kind != "embedding":
+            body = {**body, "stream_options": {**(body.get("stream_options") or {}),
+                                               "include_usage": True}}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + call.timeouts.total
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=call.timeouts.connect)
+        finished = False
+        try:
+            async with asyncio.timeout(call.timeouts.first_byte):
+                resp = await self._pool.session().post(
+                    url, data=orjson.dumps(body), headers=self._request_headers(call),
+                    timeout=timeout,
+                )
+            try:
+                await raise_for_status(resp, self._where)
+                async for _event, data in sse_events(resp, deadline):
+                    if data == b"[DONE]":
+                        finished = True
+                        await _drain(resp, deadline, loop)
+                        break
+                    chunk = orjson.loads(data)
+                    if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
+                        err = chunk["error"]
+                        msg = err.get("message") if isinstance(err, dict) else str(err)
+                        raise UpstreamError(f"{self._where}: upstream error mid-stream: {msg}")
+                    if any(c.get("finish_reason") for c in chunk.get("choices") or ()):
+                        finished = True
+                    yield chunk
+            finally:
+                if finished and resp.content.is_eof():
+                    resp.release()
+                else:
+                    resp.close()
+        except Exception as exc:  # noqa: BLE001 - every transport error is mapped, none swallowed
+            raise map_exception(exc, self._where) from exc
+        if not finished:
+            raise UpstreamError(f"{self._where}: upstream closed the stream before it finished",
+                                code="upstream_stream_cut")
+
+    async def check(self, timeout_s: float) -> None:
+        try:
+            async with asyncio.timeout(timeout_s):
+                async with self._pool.session().get(
+                    self._base + "/models", headers=self._headers
+                ) as resp:
+                    await raise_for_status(resp, self._where)
+                    await resp.read()
+        except Exception as exc:  # noqa: BLE001 - mapped to a WardenError for the health checker
+            raise map_exception(exc, self._where) from exc
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+
+async def _drain(resp: aiohttp.ClientResponse, deadline: float, loop: asyncio.AbstractEventLoop) -> None:
+    """Read what is left of a finished stream so its connection can be reused."""
+    async with asyncio.timeout_at(min(deadline, loop.time() + 1.0)):
+        while await resp.content.readany():
+            pass
+
+
+@hookimpl
+def register_providers(register: Callable[[type[Provider]], None]) -> None:
+    register(OpenAIProvider)

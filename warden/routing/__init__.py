@@ -1,0 +1,1 @@
+"""Routing and resilience: strategies, circuit breakers, the attempt loop, health checks."""

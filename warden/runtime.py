@@ -1,0 +1,169 @@
+"""The runtime: everything built from one config — deployments, routers, pipeline — swapped
+atomically on reload. Requests hold the runtime they started on until they finish."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+from collections.abc import Mapping
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from warden.config import Config
+from warden.errors import ConfigError
+from warden.pipeline.authenticate import Authenticate
+from warden.pipeline.authorize import Authorize
+from warden.pipeline.call import RouteAndCall
+from warden.pipeline.stage import Pipeline
+from warden.plugins import ProviderRegistry
+from warden.routing.breaker import CircuitBreaker
+from warden.routing.deployment import LiveDeployment, resolve_timeouts
+from warden.routing.health import HealthChecker
+from warden.routing.router import Dispatcher, ModelRouter
+
+log = logging.getLogger("warden.runtime")
+
+
+class Runtime:
+    """One generation of the gateway's moving parts."""
+
+    def __init__(self, config: Config, admin_key: str | None, routers: dict[str, ModelRouter],
+                 rng: random.Random) -> None:
+        self.config = config
+        self.admin_key = admin_key
+        self.dispatcher = Dispatcher(routers, rng)
+        self.authenticate = Authenticate(config.keys, admin_key)
+        self.pipeline = Pipeline([
+            self.authenticate,
+            Authorize(self.dispatcher),
+            RouteAndCall(self.dispatcher),
+        ])
+        self.health = HealthChecker([
+            (d, r.routing.health_check) for r in routers.values() for d in r.deployments
+        ])
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def deployments(self) -> list[LiveDeployment]:
+        return [d for r in self.dispatcher.routers.values() for d in r.deployments]
+
+    def enter(self) -> None:
+        self.in_flight += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self._idle.set()
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait until no request holds this runtime; False when the wait timed out."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self, keep: set[LiveDeployment] | None = None) -> None:
+        """Stop background work and release providers, except deployments carried over."""
+        await self.health.stop()
+        for dep in self.deployments:
+            if keep and dep in keep:
+                continue
+            await dep.provider.aclose()
+
+
+def admin_key_of(config: Config, env: Mapping[str, str] | None = None) -> str | None:
+    env = os.environ if env is None else env
+    return env.get("WARDEN_ADMIN_KEY") or config.admin_key
+
+
+def build_runtime(config: Config, registry: ProviderRegistry, previous: Runtime | None = None,
+                  env: Mapping[str, str] | None = None) -> Runtime:
+    """Build a runtime, reusing live deployments of ``previous`` whose config is unchanged
+    (they keep their connection pools, breakers and latency estimates)."""
+    old: dict[tuple[object, ...], LiveDeployment] = {}
+    if previous is not None:
+        old = {d.signature: d for d in previous.deployments}
+    rng = random.Random()
+    routers: dict[str, ModelRouter] = {}
+    for mi, route in enumerate(config.models):
+        live: list[LiveDeployment] = []
+        for di, dep in enumerate(route.deployments):
+            timeouts = resolve_timeouts(dep, route.routing)
+            signature = (route.name, _canonical(dep), _canonical(route.routing.breaker), timeouts)
+            reused = old.get(signature)
+            if reused is not None:
+                live.append(reused)
+                continue
+            where = f"models[{mi}].deployments[{di}]"
+            cls = registry.get(dep.provider, f"{where}.provider")
+            try:
+                params = cls.Params.model_validate(dep.params)
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{where}.params.{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                    for e in exc.errors()
+                )
+                raise ConfigError(f"invalid provider params: {problems}") from None
+            b = route.routing.breaker
+            live.append(LiveDeployment(
+                model=route.name, config=dep, provider=cls(dep, params),
+                breaker=CircuitBreaker(b.failures, b.cooldown_s, b.half_open_probes),
+                timeouts=timeouts, signature=signature,
+            ))
+        routers[route.name] = ModelRouter(route, live, rng)
+    return Runtime(config, admin_key_of(config, env), routers, rng)
+
+
+def _canonical(model: BaseModel) -> bytes:
+    return orjson.dumps(model.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+
+
+class RuntimeHolder:
+    """Holds the current runtime and swaps it atomically on reload."""
+
+    def __init__(self, runtime: Runtime, registry: ProviderRegistry, drain_timeout_s: float,
+                 env: Mapping[str, str] | None = None) -> None:
+        self.current = runtime
+        self.registry = registry
+        self.drain_timeout_s = drain_timeout_s
+        self.generation = 1
+        self._env = env
+        self._lock = asyncio.Lock()
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._live: list[Runtime] = [runtime]
+
+    async def swap(self, config: Config) -> Runtime:
+        """Build a runtime from ``config`` and make it current; raises ConfigError unchanged."""
+        async with self._lock:
+            old = self.current
+            new = build_runtime(config, self.registry, previous=old, env=self._env)
+            new.health.start()
+            self.current = new
+            self._live.append(new)
+            self.generation += 1
+            task = asyncio.get_running_loop().create_task(self._retire(old, new))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+            return new
+
+    async def _retire(self, old: Runtime, new: Runtime) -> None:
+        drained = await old.drain(self.drain_timeout_s)
+        if not drained:
+            log.warning("reload: %d request(s) still on the old runtime after %.0f s",
+                        old.in_flight, self.drain_timeout_s)
+        self._live.remove(old)
+        # A deployment carried over is shared: close it only when no live runtime uses it.
+        await old.close(keep={d for rt in self._live for d in rt.deployments})
+
+    async def close(self) -> None:
+        for task in list(self._retiring):
+            await task
+        await self.current.close()

@@ -1,0 +1,70 @@
+"""Running the gateway: bind checks, the uvicorn server, graceful shutdown."""
+
+from __future__ import annotations
+
+import importlib.util
+import ipaddress
+import logging
+from pathlib import Path
+
+import uvicorn
+
+from warden.api.app import create_app
+from warden.config import Config
+from warden.errors import ConfigError
+
+log = logging.getLogger("warden")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(config: Config, host: str, allow_public: bool) -> str:
+    """Refuse a public bind without client keys; return a line that says how access works."""
+    if config.keys:
+        return f"{len(config.keys)} client key(s) required on /v1."
+    if is_loopback(host):
+        return "no client keys configured: /v1 is open, so the gateway serves on loopback only."
+    if allow_public or config.server.allow_public_without_keys:
+        return f"WARNING: no client keys configured and bound to {host}: anyone who reaches it can use it."
+    raise ConfigError(
+        f"refusing to bind {host} with no client keys: anyone could use the gateway. "
+        "Add keys: to warden.yaml, bind 127.0.0.1, or pass --allow-public-without-keys."
+    )
+
+
+def uvicorn_config(app: object, host: str, port: int, drain_s: float,
+                   log_level: str = "info") -> uvicorn.Config:
+    fast = importlib.util.find_spec("uvloop") is not None
+    fast_http = importlib.util.find_spec("httptools") is not None
+    return uvicorn.Config(
+        app, host=host, port=port,
+        loop="uvloop" if fast else "asyncio",
+        http="httptools" if fast_http else "h11",
+        lifespan="on", access_log=False, server_header=False, log_level=log_level,
+        timeout_graceful_shutdown=int(max(1, drain_s)), timeout_keep_alive=30,
+        backlog=4096,
+    )
+
+
+def serve(config: Config, *, config_path: Path | None, host: str | None, port: int | None,
+          allow_public: bool = False, log_level: str = "info") -> None:
+    """Serve until SIGINT/SIGTERM; SIGHUP reloads the config file."""
+    host = host or config.server.host
+    port = config.server.port if port is None else port
+    access = check_bind(config, host, allow_public)
+    app = create_app(config, config_path=config_path, handle_sighup=True)
+    server = uvicorn.Server(uvicorn_config(app, host, port, config.server.drain_timeout_s,
+                                           log_level))
+    shown = f"[{host}]" if ":" in host else host
+    print(f"warden: listening on http://{shown}:{port}  (OpenAI API at http://{shown}:{port}/v1)",
+          flush=True)
+    print(f"warden: models: {', '.join(m.name for m in config.models) or 'none'}", flush=True)
+    print(f"warden: {access}", flush=True)
+    server.run()
