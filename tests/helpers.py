@@ -1,0 +1,63 @@
+"""Running real servers on loopback for tests: the gateway and fake upstreams, each in a thread
+with its own event loop, so synchronous clients (the official openai client) can drive them."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from warden.api.app import create_app
+from warden.config import Config, parse_config
+from warden.server import uvicorn_config
+
+
+class GatewayThread:
+    """The real gateway app under uvicorn on 127.0.0.1 and a free port."""
+
+    def __init__(self, config: Config | dict[str, Any], config_path: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        if isinstance(config, dict):
+            config = parse_config(config, env=env or {})
+        self.app = create_app(config, config_path=config_path, env=env or {})
+        self.server = uvicorn.Server(uvicorn_config(self.app, "127.0.0.1", 0,
+                                                    config.server.drain_timeout_s, "warning"))
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def _run(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        await self.server.serve()
+
+    @property
+    def port(self) -> int:
+        return int(self.server.servers[0].sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> GatewayThread:
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the gateway did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self._thread.join(30)
+
+    def call(self, coro: Any, timeout: float = 30) -> Any:
+        """Run a coroutine on the gateway's loop and return its result."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)

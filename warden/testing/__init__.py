@@ -1,0 +1,1 @@
+"""Real servers for tests, demos and benchmarks: fake upstreams that speak provider protocols."""
