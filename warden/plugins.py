@@ -12,6 +12,7 @@ from warden.providers.base import Provider
 
 DEFAULT_PLUGINS = (
     "warden.providers.openai",
+    "warden.providers.anthropic",
     "warden.providers.fake",
 )
 

@@ -94,6 +94,9 @@ def map_exception(exc: BaseException, where: str) -> WardenError:
     if isinstance(exc, aiohttp.ClientConnectorError):
         return UpstreamError(f"{where}: cannot connect to upstream ({exc.os_error})",
                              code="upstream_connect_error")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return UpstreamError(f"{where}: upstream connection closed in the middle of the answer",
+                             code="upstream_stream_cut")
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return UpstreamError(f"{where}: upstream closed the connection", code="upstream_disconnected")
     if isinstance(exc, aiohttp.ClientError | OSError):

@@ -39,6 +39,8 @@ class ModelRouter:
         if not ready:
             return None
         fresh = [d for d in ready if d not in tried]
+        if len(fresh) == 1:
+            return fresh[0]  # a retry with one untried deployment left: no choice to make
         return self.strategy.pick(fresh or ready)
 
     def retry_in(self) -> float:

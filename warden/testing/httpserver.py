@@ -150,12 +150,19 @@ class ServerThread:
         """Stop the server but keep the loop, so it can be started again on the same port."""
         asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
 
+    async def _shutdown(self) -> None:
+        await self.server.stop()
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+
     def restart(self) -> None:
         asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
 
     def stop(self) -> None:
         if self._thread.is_alive():
-            asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(10)
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
         self.loop.close()
