@@ -17,6 +17,7 @@ from warden.errors import ConfigError
 from warden.pipeline.authenticate import Authenticate
 from warden.pipeline.authorize import Authorize
 from warden.pipeline.call import RouteAndCall
+from warden.pipeline.parse import ParseBody
 from warden.pipeline.stage import Pipeline
 from warden.plugins import ProviderRegistry
 from warden.routing.breaker import CircuitBreaker
@@ -38,6 +39,7 @@ class Runtime:
         self.authenticate = Authenticate(config.keys, admin_key)
         self.pipeline = Pipeline([
             self.authenticate,
+            ParseBody(),
             Authorize(self.dispatcher),
             RouteAndCall(self.dispatcher),
         ])

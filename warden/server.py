@@ -5,9 +5,12 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 import logging
+import signal
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
+from starlette.types import ASGIApp as ASGIApplication
 
 from warden.api.app import create_app
 from warden.config import Config
@@ -39,7 +42,7 @@ def check_bind(config: Config, host: str, allow_public: bool) -> str:
     )
 
 
-def uvicorn_config(app: object, host: str, port: int, drain_s: float,
+def uvicorn_config(app: ASGIApplication, host: str, port: int, drain_s: float,
                    log_level: str = "info") -> uvicorn.Config:
     fast = importlib.util.find_spec("uvloop") is not None
     fast_http = importlib.util.find_spec("httptools") is not None
@@ -67,4 +70,13 @@ def serve(config: Config, *, config_path: Path | None, host: str | None, port: i
           flush=True)
     print(f"warden: models: {', '.join(m.name for m in config.models) or 'none'}", flush=True)
     print(f"warden: {access}", flush=True)
+    # uvicorn re-raises the stop signal after its graceful shutdown; by then the work is done,
+    # so the signal is acknowledged and the process exits 0 like any clean stop.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stopped)
     server.run()
+    print("warden: stopped", flush=True)
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    log.info("received %s after shutdown completed", signal.Signals(signum).name)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
 
 import openai
 import pytest
-import urllib.request
-import json
 
 from tests.helpers import GatewayThread
 from warden.testing.httpserver import ServerThread
@@ -118,7 +118,7 @@ def test_stream_timeout_between_chunks_is_reported_in_the_stream(ups: list[Any])
 
 
 def test_no_retry_after_the_first_streamed_byte(ups: list[Any]) -> None:
-    (dying, _), (good, _), _ = ups
+    (dying, _), _, _ = ups
     dying.behaviour.die_after_chunks = 2
     config = {"models": [{"name": "m", "routing": {"strategy": "round-robin", "retries": 2},
               "deployments": [dep(dying, "dying")]}]}

@@ -4,8 +4,8 @@ import random
 from collections import Counter
 
 from warden.config import Deployment
-from warden.providers.fake import FakeParams, FakeProvider
 from warden.providers.base import Timeouts
+from warden.providers.fake import FakeParams, FakeProvider
 from warden.routing.breaker import CircuitBreaker
 from warden.routing.deployment import LiveDeployment
 from warden.routing.strategy import LeastInFlight, LeastLatency, RoundRobin, Weighted

@@ -13,7 +13,6 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from warden.api.responses import JSON, error_response
-from warden.api.schemas import ChatRequest, CompletionRequest, EmbeddingRequest, _Body, validate
 from warden.api.tracing import request_id, traceparent
 from warden.errors import InvalidRequest, NotFound, WardenError
 from warden.pipeline.context import RequestContext, StreamResult
@@ -82,15 +81,15 @@ class OpenAIApi:
         ]
 
     async def chat(self, request: Request) -> Response:
-        return await self._handle(request, "chat", ChatRequest)
+        return await self._handle(request, "chat")
 
     async def completions(self, request: Request) -> Response:
-        return await self._handle(request, "completion", CompletionRequest)
+        return await self._handle(request, "completion")
 
     async def embeddings(self, request: Request) -> Response:
-        return await self._handle(request, "embedding", EmbeddingRequest)
+        return await self._handle(request, "embedding")
 
-    async def _read_json(self, request: Request) -> Any:
+    async def _read(self, request: Request) -> bytes:
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self._max_body:
             raise InvalidRequest(f"The request body is larger than {self._max_body} bytes.",
@@ -99,15 +98,9 @@ class OpenAIApi:
         if len(raw) > self._max_body:
             raise InvalidRequest(f"The request body is larger than {self._max_body} bytes.",
                                  code="body_too_large", status=413)
-        if not raw:
-            raise InvalidRequest("The request body is empty; send a JSON object.")
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidRequest(f"The request body is not valid JSON: {exc}.",
-                                 code="invalid_json") from None
+        return raw
 
-    async def _handle(self, request: Request, kind: ApiKind, schema: type[_Body]) -> Response:
+    async def _handle(self, request: Request, kind: ApiKind) -> Response:
         headers = request.headers
         rid = request_id(headers)
         tp = traceparent(headers)
@@ -116,13 +109,8 @@ class OpenAIApi:
         rt.enter()
         handed_off = False
         try:
-            body = await self._read_json(request)
-            parsed = validate(schema, body)
-            stream = kind != "embedding" and body.get("stream") is True
-            ctx = RequestContext(request_id=rid, kind=kind, model=body["model"], body=body,
-                                 stream=stream, traceparent=tp, headers=headers)
-            options = getattr(parsed, "stream_options", None)
-            ctx.include_usage = bool(options and options.include_usage)
+            ctx = RequestContext(request_id=rid, kind=kind, traceparent=tp,
+                                 raw=await self._read(request), headers=headers)
             await rt.pipeline(ctx)
             out["x-warden-deployment"] = ctx.deployment or ""
             out["x-warden-attempts"] = str(len(ctx.attempts))

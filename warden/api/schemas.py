@@ -80,6 +80,11 @@ class EmbeddingRequest(_Body):
         return self
 
 
+SCHEMAS: dict[str, type[_Body]] = {
+    "chat": ChatRequest, "completion": CompletionRequest, "embedding": EmbeddingRequest,
+}
+
+
 def _param(loc: tuple[int | str, ...]) -> str | None:
     out = ""
     for part in loc:

@@ -40,11 +40,12 @@ class RequestContext:
 
     request_id: str
     kind: ApiKind
-    model: str
-    body: dict[str, Any]
-    stream: bool
     traceparent: str
+    raw: bytes = b""
     headers: Mapping[str, str] = field(default_factory=dict)
+    model: str = ""
+    body: dict[str, Any] = field(default_factory=dict)
+    stream: bool = False
     started: float = field(default_factory=time.perf_counter)
     started_at: float = field(default_factory=time.time)
     key: ClientKey | None = None

@@ -19,8 +19,8 @@ from typing import Any
 from pydantic import Field
 
 from warden.config import Deployment
-from warden.hookspecs import hookimpl
 from warden.errors import UpstreamStatus
+from warden.hookspecs import hookimpl
 from warden.providers.base import Completion, Provider, ProviderCall, ProviderParams, Usage
 
 _TOKEN = re.compile(r"\s*\S+")

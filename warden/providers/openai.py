@@ -11,8 +11,8 @@ import orjson
 from pydantic import Field
 
 from warden.config import Deployment
-from warden.hookspecs import hookimpl
 from warden.errors import UpstreamError
+from warden.hookspecs import hookimpl
 from warden.providers.base import (
     Completion,
     Provider,
@@ -69,7 +69,7 @@ class OpenAIProvider(Provider):
                     await raise_for_status(resp, self._where)
                     raw = await resp.read()
             body = orjson.loads(raw)
-        except Exception as exc:  # noqa: BLE001 - every transport error is mapped, none swallowed
+        except Exception as exc:
             raise map_exception(exc, self._where) from exc
         if not isinstance(body, dict):
             raise UpstreamError(f"{self._where}: upstream answer is not a JSON object",
@@ -112,7 +112,7 @@ class OpenAIProvider(Provider):
                     resp.release()
                 else:
                     resp.close()
-        except Exception as exc:  # noqa: BLE001 - every transport error is mapped, none swallowed
+        except Exception as exc:
             raise map_exception(exc, self._where) from exc
         if not finished:
             raise UpstreamError(f"{self._where}: upstream closed the stream before it finished",
@@ -126,7 +126,7 @@ class OpenAIProvider(Provider):
                 ) as resp:
                     await raise_for_status(resp, self._where)
                     await resp.read()
-        except Exception as exc:  # noqa: BLE001 - mapped to a WardenError for the health checker
+        except Exception as exc:
             raise map_exception(exc, self._where) from exc
 
     async def aclose(self) -> None:

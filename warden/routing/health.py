@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from warden.config import HealthCheck
@@ -26,10 +27,9 @@ class HealthChecker:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            # The task was cancelled by us: CancelledError is its expected ending.
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass  # the task was cancelled by us: that is the expected ending
             self._task = None
 
     async def probe_once(self) -> None:

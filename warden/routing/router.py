@@ -178,8 +178,8 @@ class Dispatcher:
         cfg = router.routing
         hint = last.retry_after if last is not None else None
         if hint is not None and hint <= cfg.backoff_max_s:
-            return hint
-        base = min(cfg.backoff_max_s, cfg.backoff_s * (2 ** (n - 1)))
+            return float(hint)
+        base: float = min(cfg.backoff_max_s, cfg.backoff_s * 2.0 ** (n - 1))
         return base * self._rng.uniform(0.5, 1.5)
 
 

@@ -111,7 +111,8 @@ class FakeOpenAIUpstream:
 
     async def _chat(self, body: dict[str, Any], out: Responder) -> None:
         messages = body.get("messages") or []
-        last = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+        last: dict[str, Any] = next(
+            (m for m in reversed(messages) if m.get("role") == "user"), {})
         content = last.get("content")
         text = content if isinstance(content, str) else ""
         words, finish = self._answer(body, text)
