@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import secrets
 import shutil
 import subprocess
@@ -33,16 +34,17 @@ from harness import (
     PUBLIC_MODEL,
     PYTHON,
     RESULTS,
-    ROOT,
     UPSTREAM_MODEL,
     VENVS,
     WORK,
     BenchError,
     CoreMeter,
+    Proc,
     Processes,
     chat_body,
     check_answer,
     free_port,
+    group_cpu_s,
     machine,
     now_iso,
     package_versions,
@@ -57,6 +59,7 @@ from harness import (
 LITELLM_VENV = VENVS / "litellm"
 TARGET_ADDED_P50_MS = 1.0
 TARGET_RPS_RATIO = 10.0
+NOISE_SHARE = 0.10  # other work on the gateway core above this share flags a run as noisy
 
 # wrk calls response() for every answer, so every answer is checked, not only counted:
 # a 200 whose body lacks the marker (a stream without [DONE], an error event) is "bad".
@@ -115,6 +118,11 @@ class Run:
     errors: int
     first_error: str = ""
     core_busy_pct: dict[str, float] = field(default_factory=dict)
+    cpu_s: dict[str, float] = field(default_factory=dict)  # per process, during the run
+
+    def cpu_us_per_request(self, who: str) -> float | None:
+        spent = self.cpu_s.get(who)
+        return None if spent is None or not self.requests else 1e6 * spent / self.requests
 
 
 @dataclass
@@ -122,7 +130,7 @@ class Target:
     name: str
     url: str
     headers: dict[str, str]
-    where: str  # the pinning, in words
+    watch: dict[str, Proc]  # "gateway", "upstream": whose CPU time each run records
 
 
 # --- tools --------------------------------------------------------------------------------------
@@ -183,9 +191,18 @@ def wrk_run(wrk: str, target: Target, stream: bool, concurrency: int, duration_s
     cmd = pinned([wrk, "-t1", f"-c{concurrency}", f"-d{duration_s:g}s", "--timeout", "10s",
                   "--latency", "-s", str(script), target.url], LOAD_CORE)
     meter = CoreMeter()
+    cpu0 = {who: group_cpu_s(p.pid) for who, p in target.watch.items()}
+    kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     meter.start()
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + 60)
     busy = meter.stop()
+    kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = {who: round(group_cpu_s(p.pid) - cpu0[who], 3) for who, p in target.watch.items()}
+    cpu["wrk"] = round(kids1.ru_utime + kids1.ru_stime - kids0.ru_utime - kids0.ru_stime, 3)
+    # What else ran on the gateway's core (other processes, interrupts): noise to watch.
+    server = "upstream" if target.name == "direct" else "gateway"
+    cpu["other_on_gateway_core"] = round(
+        max(0.0, meter.busy_s.get(f"cpu{GATEWAY_CORE}", 0.0) - cpu.get(server, 0.0)), 3)
     line = next((x for x in res.stdout.splitlines() if x.startswith("WRKJSON ")), None)
     if res.returncode != 0 or line is None:
         raise BenchError(f"wrk failed ({res.returncode}) on {target.url}:\n"
@@ -200,7 +217,7 @@ def wrk_run(wrk: str, target: Target, stream: bool, concurrency: int, duration_s
                p50_ms=d["p50_us"] / 1e3, p90_ms=d["p90_us"] / 1e3, p99_ms=d["p99_us"] / 1e3,
                p999_ms=d["p999_us"] / 1e3, mean_ms=round(d["mean_us"] / 1e3, 3),
                max_ms=d["max_us"] / 1e3, errors=errors, first_error=bad.strip(),
-               core_busy_pct=busy)
+               core_busy_pct=busy, cpu_s=cpu)
 
 
 def measure(wrk: str, target: Target, levels: list[int], duration_s: float, warmup_s: float,
@@ -215,7 +232,7 @@ def measure(wrk: str, target: Target, levels: list[int], duration_s: float, warm
             mode = "stream" if stream else "json"
             print(f"  {target.name:8} {mode:6} c={conc:<3} {run.rps:9.1f} req/s  "
                   f"p50 {run.p50_ms:7.3f} ms  p99 {run.p99_ms:7.3f} ms  errors {run.errors}  "
-                  f"busy {run.core_busy_pct}", flush=True)
+                  f"core busy % {run.core_busy_pct}  cpu s {run.cpu_s}", flush=True)
             if run.errors:
                 print(f"    first error: {run.first_error[:300]}", flush=True)
             runs.append(run)
@@ -267,7 +284,7 @@ def run_direct(procs: Processes, wrk: str, args: argparse.Namespace) -> list[Run
     up, port = start_upstream(procs, GATEWAY_CORE)
     try:
         target = Target("direct", f"http://127.0.0.1:{port}/v1/chat/completions", {},
-                        f"upstream core {GATEWAY_CORE}, wrk core {LOAD_CORE}")
+                        {"upstream": up})
         return measure(wrk, target, args.levels, args.duration, args.warmup)
     finally:
         procs.stop(up)
@@ -278,7 +295,7 @@ def run_warden(procs: Processes, wrk: str, args: argparse.Namespace) -> list[Run
     gw, port = start_warden(procs, up_port, GATEWAY_CORE)
     try:
         target = Target("warden", f"http://127.0.0.1:{port}/v1/chat/completions", {},
-                        f"warden core {GATEWAY_CORE}, upstream + wrk core {LOAD_CORE}")
+                        {"gateway": gw, "upstream": up})
         return measure(wrk, target, args.levels, args.duration, args.warmup)
     finally:
         procs.stop(gw)
@@ -296,8 +313,7 @@ def run_litellm(procs: Processes, wrk: str, args: argparse.Namespace, exe: Path)
     try:
         wait_http(f"http://127.0.0.1:{port}/health/liveliness", gw, 180)
         target = Target("litellm", f"http://127.0.0.1:{port}/v1/chat/completions",
-                        {"Authorization": f"Bearer {key}"},
-                        f"litellm core {GATEWAY_CORE}, upstream + wrk core {LOAD_CORE}")
+                        {"Authorization": f"Bearer {key}"}, {"gateway": gw, "upstream": up})
         return measure(wrk, target, args.levels, args.duration, args.warmup)
     finally:
         procs.stop(gw)
@@ -313,7 +329,7 @@ def _find(runs: list[Run], target: str, stream: bool, conc: int) -> Run | None:
 
 
 def _ms(v: float | None) -> str:
-    return "–" if v is None else f"{v:.3f}"
+    return "-" if v is None else f"{v:.3f}"
 
 
 def summarize(runs: list[Run], sat: int) -> dict[str, object]:
@@ -346,8 +362,9 @@ def markdown(runs: list[Run], summary: dict[str, object], meta: dict[str, object
         "(streamed: 8 SSE events). Latency is to the last byte of the answer.",
         "",
         f"| target | mode | c=1 p50 ms | c=1 p99 ms | added p50 ms | added p99 ms "
-        f"| c={sat} req/s | c={sat} p99 ms | core busy % (load 0 / gw 1) | errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| c={sat} req/s | c={sat} p50 ms | c={sat} p99 ms | server CPU µs/req "
+        f"| core busy % (0 / 1) | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in ("direct", "warden", "litellm"):
         for stream in (False, True):
@@ -358,15 +375,18 @@ def markdown(runs: list[Run], summary: dict[str, object], meta: dict[str, object
             added = summary.get(f"{name}_{mode}_added_p50_ms")
             added99 = summary.get(f"{name}_{mode}_added_p99_ms")
             busy = (f"{rs.core_busy_pct.get(f'cpu{LOAD_CORE}', 0):.0f} / "
-                    f"{rs.core_busy_pct.get(f'cpu{GATEWAY_CORE}', 0):.0f}") if rs else "–"
+                    f"{rs.core_busy_pct.get(f'cpu{GATEWAY_CORE}', 0):.0f}") if rs else "-"
             errors = sum(r.errors for r in (r1, rs) if r)
+            server = rs.cpu_us_per_request("upstream" if name == "direct" else "gateway") \
+                if rs else None
             lines.append(
                 f"| {name} | {mode} | {_ms(r1.p50_ms if r1 else None)} "
                 f"| {_ms(r1.p99_ms if r1 else None)} "
-                f"| {'–' if added is None else f'{added:+.3f}'} "
-                f"| {'–' if added99 is None else f'{added99:+.3f}'} "
-                f"| {f'{rs.rps:,.0f}' if rs else '–'} | {_ms(rs.p99_ms if rs else None)} "
-                f"| {busy} | {errors} |")
+                f"| {'-' if added is None else f'{added:+.3f}'} "
+                f"| {'-' if added99 is None else f'{added99:+.3f}'} "
+                f"| {f'{rs.rps:,.0f}' if rs else '-'} | {_ms(rs.p50_ms if rs else None)} "
+                f"| {_ms(rs.p99_ms if rs else None)} "
+                f"| {'-' if server is None else f'{server:,.0f}'} | {busy} | {errors} |")
     lines += ["", "## Targets", "", "| target | json | stream |", "|---|---|---|"]
 
     def verdict(value: object, ok: bool, unit: str) -> str:
@@ -377,11 +397,19 @@ def markdown(runs: list[Run], summary: dict[str, object], meta: dict[str, object
         v = summary.get(f"warden_{mode}_added_p50_ms")
         row.append(verdict(v, isinstance(v, float) and v <= TARGET_ADDED_P50_MS, " ms"))
     lines.append("| " + " | ".join(row) + " |")
-    row = [f"Warden req/s at c={sat} ≥ 10× LiteLLM"]
+    row = [f"Warden req/s at c={sat} ≥ 10x LiteLLM"]
     for mode in ("json", "stream"):
         v = summary.get(f"warden_vs_litellm_{mode}_rps_ratio")
-        row.append(verdict(v, isinstance(v, float) and v >= TARGET_RPS_RATIO, "×"))
+        row.append(verdict(v, isinstance(v, float) and v >= TARGET_RPS_RATIO, "x"))
     lines.append("| " + " | ".join(row) + " |")
+    noisy = [r for r in runs
+             if r.cpu_s.get("other_on_gateway_core", 0.0) > NOISE_SHARE * r.duration_s]
+    if noisy:
+        lines += ["", f"Noise: other work (other processes, interrupts) took more than "
+                  f"{100 * NOISE_SHARE:.0f}% of core {GATEWAY_CORE} during: " + ", ".join(
+                      f"{r.target} {'stream' if r.stream else 'json'} c={r.concurrency} "
+                      f"({100 * r.cpu_s['other_on_gateway_core'] / r.duration_s:.0f}%)"
+                      for r in noisy) + ". Rerun on a quiet machine before trusting those rows."]
     lines += [
         "",
         "## Setup",
@@ -393,6 +421,10 @@ def markdown(runs: list[Run], summary: dict[str, object], meta: dict[str, object
         "answer is in), keep-alive; every answer is checked (200 and `[DONE]` / "
         "`\"finish_reason\":\"stop\"` in the body), anything else counts as an error.",
         "- \"added\" = the gateway's figure minus the direct figure, same mode, concurrency 1.",
+        "- server CPU µs/req: CPU time (user + system) of the gateway's process group during "
+        "the saturation run divided by the requests answered (for direct: the upstream's); "
+        "core busy %: from /proc/stat over the same run (core 0: wrk + upstream behind a "
+        "gateway; core 1: the gateway, or the upstream alone in the direct case).",
         "- Warden: `warden serve --log-level warning`, one model, one `openai` deployment, "
         "default routing. LiteLLM: `litellm --num_workers 1`, no database, "
         "`LITELLM_LOCAL_MODEL_COST_MAP=True`, telemetry and spend logs off, master key auth.",

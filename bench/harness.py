@@ -104,10 +104,8 @@ class Processes:
         if proc.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.popen.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                pass
         # The leader may be gone while its group lives on (workers, children): kill the group.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -220,11 +218,32 @@ def rss_kib(pid: int) -> int:
     raise BenchError(f"no VmRSS for pid {pid}")
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of a process group."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[2]) == pgid:  # field 5, pgrp, counted after the ")" of the name
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _TICK
+
+
 class CoreMeter:
-    """Per-core busy share between ``start()`` and ``stop()``, from /proc/stat."""
+    """Per-core busy time between ``start()`` and ``stop()``, from /proc/stat."""
 
     def __init__(self) -> None:
         self._t0: dict[str, tuple[int, int]] = {}
+        self.busy_pct: dict[str, float] = {}
+        self.busy_s: dict[str, float] = {}
 
     @staticmethod
     def _read() -> dict[str, tuple[int, int]]:
@@ -232,22 +251,21 @@ class CoreMeter:
         for line in Path("/proc/stat").read_text().splitlines():
             if line.startswith("cpu") and line[3:4].isdigit():
                 name, *vals = line.split()
-                nums = [int(v) for v in vals]
-                idle = nums[3] + nums[4]  # idle + iowait
-                out[name] = (sum(nums[:8]), idle)
+                nums = [int(v) for v in vals[:8]]  # user .. steal; guest time is in user
+                out[name] = (sum(nums), nums[3] + nums[4])  # (all, idle + iowait)
         return out
 
     def start(self) -> None:
         self._t0 = self._read()
 
     def stop(self) -> dict[str, float]:
-        t1 = self._read()
-        busy = {}
-        for name, (total, idle) in t1.items():
+        """Busy percent per core (``cpu0``, ``cpu1``, ...); busy seconds stay in ``busy_s``."""
+        for name, (total, idle) in self._read().items():
             t0, i0 = self._t0.get(name, (0, 0))
-            dt = total - t0
-            busy[name] = round(100.0 * (dt - (idle - i0)) / dt, 1) if dt else 0.0
-        return busy
+            dt, busy = total - t0, (total - t0) - (idle - i0)
+            self.busy_pct[name] = round(100.0 * busy / dt, 1) if dt else 0.0
+            self.busy_s[name] = busy / _TICK
+        return self.busy_pct
 
 
 def machine() -> dict[str, object]:
@@ -257,7 +275,7 @@ def machine() -> dict[str, object]:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    return {"cpu_model": model, "cpus": cpu_count(), "kernel": platform.release(),
+    return {"cpu_model": model, "cpus": os.cpu_count(), "kernel": platform.release(),
             "python": platform.python_version()}
 
 

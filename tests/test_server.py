@@ -81,7 +81,7 @@ def test_loopback_detection() -> None:
 
 def test_public_bind_needs_keys_or_an_explicit_override() -> None:
     bare = parse_config({}, env={})
-    with pytest.raises(ConfigError, match="refusing to bind 0.0.0.0"):
+    with pytest.raises(ConfigError, match=r"refusing to bind 0\.0\.0\.0"):
         check_bind(bare, "0.0.0.0", allow_public=False)
     assert "WARNING" in check_bind(bare, "0.0.0.0", allow_public=True)
     assert "loopback only" in check_bind(bare, "127.0.0.1", allow_public=False)

@@ -48,4 +48,6 @@ __all__ = [
     "Usage",
     "WardenError",
     "hookimpl",
+    "load_config",
+    "parse_config",
 ]

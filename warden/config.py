@@ -160,13 +160,15 @@ class Config(_Model):
     @model_validator(mode="after")
     def _fallbacks_exist(self) -> Config:
         names = {m.name for m in self.models}
-        for m in self.models:
-            for fb in m.routing.fallbacks:
+        for i, m in enumerate(self.models):
+            for j, fb in enumerate(m.routing.fallbacks):
+                where = f"models[{i}].routing.fallbacks[{j}]"
                 if fb == m.name:
-                    raise ValueError(f"model '{m.name}' lists itself as a fallback")
+                    raise ValueError(f"{where}: model '{m.name}' lists itself as a fallback")
                 if fb not in names:
                     hint = _hint(fb, names)
-                    raise ValueError(f"model '{m.name}' falls back to unknown model '{fb}'{hint}")
+                    raise ValueError(f"{where}: model '{m.name}' falls back to unknown model "
+                                     f"'{fb}'{hint}")
         return self
 
     def model(self, name: str) -> ModelRoute | None:
@@ -188,10 +190,13 @@ def expand_env(value: Any, env: Mapping[str, str], path: str = "") -> Any:
             escaped, name, default = match.group(1), match.group(2), match.group(3)
             if escaped:
                 return match.group(0)[1:]
-            if name in env:
-                return env[name]
+            value = env.get(name)
+            if value:
+                return value
             if default is not None:
-                return default
+                return default  # as in the shell, ":-" also covers a variable set but empty
+            if value is not None:
+                return value
             raise ConfigError(
                 f"{path or '<root>'}: environment variable {name} is not set; "
                 f"set it, or write ${{{name}:-default}} to give a default"
@@ -253,8 +258,13 @@ def _describe(exc: ValidationError) -> str:
             lines.append(f"{where}: unknown key{_hint(str(loc[-1]), known)}")
         else:
             msg = err["msg"].removeprefix("Value error, ")
-            lines.append(f"{where}: {msg}")
+            lines.append(msg if not loc else f"{where}: {msg}")
     return "invalid config:\n  " + "\n  ".join(lines)
+
+
+def hint(word: str, candidates: set[str] | list[str]) -> str:
+    """'; did you mean ...?' for the closest candidate, or the list of valid ones."""
+    return _hint(word, candidates)
 
 
 def _hint(word: str, candidates: set[str] | list[str]) -> str:

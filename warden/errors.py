@@ -105,9 +105,14 @@ class UpstreamStatus(UpstreamError):
 
     def __init__(self, message: str, *, upstream_status: int, body: Any = None,
                  retry_after: float | None = None) -> None:
+        # The client's own mistakes and rate limits keep their status; an overloaded upstream
+        # (503, Anthropic's 529) is a 503 and a timeout a 504; anything else is a bad gateway,
+        # including an upstream 401/403, which means the deployment's own key is wrong.
         mapped = upstream_status if upstream_status in (400, 404, 413, 422, 429) else 502
-        if upstream_status in (503, 504):
-            mapped = upstream_status
+        if upstream_status in (503, 529):
+            mapped = 503
+        elif upstream_status == 504:
+            mapped = 504
         super().__init__(message, status=mapped, retry_after=retry_after)
         self.upstream_status = upstream_status
         self.upstream_body = body

@@ -7,6 +7,7 @@ import importlib
 import pluggy
 
 from warden import hookspecs
+from warden.config import hint
 from warden.errors import ConfigError
 from warden.providers.base import Provider
 
@@ -48,6 +49,7 @@ class ProviderRegistry:
         cls = self._by_name.get(name)
         if cls is None:
             raise ConfigError(
-                f"{where}: unknown provider '{name}'; installed providers: {', '.join(self.names())}"
+                f"{where}: unknown provider '{name}'{hint(name, self.names())} "
+                f"(installed providers: {', '.join(self.names())})"
             )
         return cls

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from warden.config import Config
+from warden.config import Config, hint
 from warden.errors import ConfigError
 from warden.pipeline.authenticate import Authenticate
 from warden.pipeline.authorize import Authorize
@@ -110,7 +110,9 @@ def build_runtime(config: Config, registry: ProviderRegistry, previous: Runtime 
                 params = cls.Params.model_validate(dep.params)
             except ValidationError as exc:
                 problems = "; ".join(
-                    f"{where}.params.{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                    f"{where}.params.{'.'.join(map(str, e['loc']))}: "
+                    + (f"unknown key{hint(str(e['loc'][-1]), set(cls.Params.model_fields))}"
+                       if e["type"] == "extra_forbidden" else e["msg"])
                     for e in exc.errors()
                 )
                 raise ConfigError(f"invalid provider params: {problems}") from None
@@ -146,6 +148,9 @@ class RuntimeHolder:
         """Build a runtime from ``config`` and make it current; raises ConfigError unchanged."""
         async with self._lock:
             old = self.current
+            if config.server != old.config.server:
+                log.warning("reload: changes to the server section take effect at the next "
+                            "restart; everything else is live now")
             new = build_runtime(config, self.registry, previous=old, env=self._env)
             new.health.start()
             self.current = new

@@ -74,6 +74,8 @@ def serve(config: Config, *, config_path: Path | None, host: str | None, port: i
     # so the signal is acknowledged and the process exits 0 like any clean stop.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _stopped)
+    # A SIGHUP before the app has installed its reload handler must not kill the process.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     server.run()
     print("warden: stopped", flush=True)
 

@@ -25,7 +25,7 @@ from warden.providers.anthropic_wire import (
     usage_of,
 )
 from warden.providers.base import Completion, Provider, ProviderCall, ProviderParams
-from warden.providers.http import Pool, map_exception, raise_for_status, sse_events
+from warden.providers.http import Pool, drain, map_exception, raise_for_status, sse_events
 
 
 class AnthropicParams(ProviderParams):
@@ -110,6 +110,7 @@ class AnthropicProvider(Provider):
         payload = self._payload(call)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + call.timeouts.total
+        first_deadline = loop.time() + call.timeouts.first_byte
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=call.timeouts.connect)
         translator = StreamTranslator(self._where)
         try:
@@ -120,11 +121,11 @@ class AnthropicProvider(Provider):
                 )
             try:
                 await self._raise_for_status(resp)
-                async for _event, data in sse_events(resp, deadline):
+                async for _event, data in sse_events(resp, deadline, first_deadline):
                     for chunk in translator.feed(orjson.loads(data)):
                         yield chunk
                     if translator.done:
-                        await _drain(resp, deadline, loop)
+                        await drain(resp, deadline)
                         break
             finally:
                 if translator.done and resp.content.is_eof():
@@ -151,13 +152,6 @@ class AnthropicProvider(Provider):
     async def aclose(self) -> None:
         await self._pool.aclose()
 
-
-async def _drain(resp: aiohttp.ClientResponse, deadline: float,
-                 loop: asyncio.AbstractEventLoop) -> None:
-    """Read what is left of a finished stream so its connection can be reused."""
-    async with asyncio.timeout_at(min(deadline, loop.time() + 1.0)):
-        while await resp.content.readany():
-            pass
 
 
 @hookimpl

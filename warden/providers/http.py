@@ -107,25 +107,32 @@ def map_exception(exc: BaseException, where: str) -> WardenError:
 
 
 async def sse_events(
-    resp: aiohttp.ClientResponse, deadline: float
+    resp: aiohttp.ClientResponse, deadline: float, first_deadline: float | None = None
 ) -> AsyncIterator[tuple[str | None, bytes]]:
     """Yield ``(event, data)`` pairs of a server-sent-event stream until it ends.
 
-    Each read is bounded by ``deadline`` (a loop time); ending past it raises TimeoutError.
+    Reads are bounded by ``deadline`` (a loop time), and until the first event arrives by
+    ``first_deadline`` too; running past either raises TimeoutError. Multi-line ``data:``
+    fields are joined with newlines, as the SSE specification says.
     """
     loop = asyncio.get_running_loop()
     buf = b""
     event: str | None = None
+    data: list[bytes] = []
+    limit = min(deadline, first_deadline) if first_deadline is not None else deadline
     content = resp.content
-    while True:
-        remaining = deadline - loop.time()
+    ended = False
+    while not ended:
+        remaining = limit - loop.time()
         if remaining <= 0:
             raise TimeoutError
         async with asyncio.timeout(remaining):
-            data = await content.readany()
-        if not data:
-            return
-        buf += data
+            chunk = await content.readany()
+        if not chunk:
+            ended = True
+            buf += b"\n\n"  # flush a last event that had no blank line after it
+        else:
+            buf += chunk
         while True:
             i = buf.find(b"\n")
             if i < 0:
@@ -133,9 +140,20 @@ async def sse_events(
             line = buf[:i].rstrip(b"\r")
             buf = buf[i + 1:]
             if not line:
-                event = None
-                continue
-            if line.startswith(b"data:"):
-                yield event, line[5:].lstrip()
+                if data:
+                    yield event, b"\n".join(data)
+                    limit = deadline
+                event, data = None, []
+            elif line.startswith(b"data:"):
+                value = line[5:]
+                data.append(value[1:] if value.startswith(b" ") else value)
             elif line.startswith(b"event:"):
                 event = line[6:].strip().decode("utf-8", "replace")
+
+
+async def drain(resp: aiohttp.ClientResponse, deadline: float) -> None:
+    """Read what is left of a finished stream so its connection can go back to the pool."""
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout_at(min(deadline, loop.time() + 1.0)):
+        while await resp.content.readany():
+            pass

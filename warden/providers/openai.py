@@ -20,7 +20,7 @@ from warden.providers.base import (
     ProviderParams,
     Usage,
 )
-from warden.providers.http import Pool, map_exception, raise_for_status, sse_events
+from warden.providers.http import Pool, drain, map_exception, raise_for_status, sse_events
 
 _PATHS = {"chat": "/chat/completions", "completion": "/completions", "embedding": "/embeddings"}
 
@@ -84,6 +84,7 @@ class OpenAIProvider(Provider):
                                                "include_usage": True}}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + call.timeouts.total
+        first_deadline = loop.time() + call.timeouts.first_byte
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=call.timeouts.connect)
         finished = False
         try:
@@ -94,10 +95,10 @@ class OpenAIProvider(Provider):
                 )
             try:
                 await raise_for_status(resp, self._where)
-                async for _event, data in sse_events(resp, deadline):
+                async for _event, data in sse_events(resp, deadline, first_deadline):
                     if data == b"[DONE]":
                         finished = True
-                        await _drain(resp, deadline, loop)
+                        await drain(resp, deadline)
                         break
                     chunk = orjson.loads(data)
                     if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
@@ -132,12 +133,6 @@ class OpenAIProvider(Provider):
     async def aclose(self) -> None:
         await self._pool.aclose()
 
-
-async def _drain(resp: aiohttp.ClientResponse, deadline: float, loop: asyncio.AbstractEventLoop) -> None:
-    """Read what is left of a finished stream so its connection can be reused."""
-    async with asyncio.timeout_at(min(deadline, loop.time() + 1.0)):
-        while await resp.content.readany():
-            pass
 
 
 @hookimpl
