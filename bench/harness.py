@@ -238,34 +238,55 @@ def group_cpu_s(pgid: int) -> float:
 
 
 class CoreMeter:
-    """Per-core busy time between ``start()`` and ``stop()``, from /proc/stat."""
+    """Per-core time between ``start()`` and ``stop()``, from /proc/stat."""
 
     def __init__(self) -> None:
-        self._t0: dict[str, tuple[int, int]] = {}
-        self.busy_pct: dict[str, float] = {}
-        self.busy_s: dict[str, float] = {}
+        self._t0: dict[str, list[int]] = {}
+        self.busy_pct: dict[str, float] = {}   # all but idle: processes, interrupts, steal
+        self.process_s: dict[str, float] = {}  # user + nice + system: time in processes
 
     @staticmethod
-    def _read() -> dict[str, tuple[int, int]]:
+    def _read() -> dict[str, list[int]]:
         out = {}
         for line in Path("/proc/stat").read_text().splitlines():
             if line.startswith("cpu") and line[3:4].isdigit():
                 name, *vals = line.split()
-                nums = [int(v) for v in vals[:8]]  # user .. steal; guest time is in user
-                out[name] = (sum(nums), nums[3] + nums[4])  # (all, idle + iowait)
-        return out
+                out[name] = [int(v) for v in vals[:8]]  # user nice system idle iowait irq
+        return out                                     # softirq steal
 
     def start(self) -> None:
         self._t0 = self._read()
 
     def stop(self) -> dict[str, float]:
-        """Busy percent per core (``cpu0``, ``cpu1``, ...); busy seconds stay in ``busy_s``."""
-        for name, (total, idle) in self._read().items():
-            t0, i0 = self._t0.get(name, (0, 0))
-            dt, busy = total - t0, (total - t0) - (idle - i0)
-            self.busy_pct[name] = round(100.0 * busy / dt, 1) if dt else 0.0
-            self.busy_s[name] = busy / _TICK
+        """Busy percent per core (``cpu0``, ``cpu1``, ...)."""
+        for name, now in self._read().items():
+            d = [b - a for a, b in zip(self._t0.get(name, [0] * 8), now, strict=True)]
+            total = sum(d)
+            self.busy_pct[name] = round(100.0 * (total - d[3] - d[4]) / total, 1) if total else 0.0
+            self.process_s[name] = (d[0] + d[1] + d[2]) / _TICK
         return self.busy_pct
+
+
+def wait_quiet(cores: Sequence[int], limit_pct: float, max_wait_s: float) -> float:
+    """Wait (at most ``max_wait_s``) until ``cores`` run processes less than ``limit_pct``
+    of a second; call it when nothing of ours runs. Returns the last busiest share seen."""
+    deadline = time.monotonic() + max_wait_s
+    said = False
+    while True:
+        meter = CoreMeter()
+        meter.start()
+        time.sleep(1.0)
+        meter.stop()
+        worst = max(100.0 * meter.process_s.get(f"cpu{c}", 0.0) for c in cores)
+        if worst < limit_pct or time.monotonic() >= deadline:
+            if said:
+                print(f"    ... {'quiet now' if worst < limit_pct else 'still busy, going on'} "
+                      f"({worst:.0f}%)", flush=True)
+            return worst
+        if not said:
+            print(f"    other processes use {worst:.0f}% of a core; waiting up to "
+                  f"{max_wait_s:.0f} s for quiet ...", flush=True)
+            said = True
 
 
 def machine() -> dict[str, object]:

@@ -25,9 +25,10 @@ _DONE = b"data: [DONE]\n\n"
 class SSEResponse(StreamingResponse):
     """A server-sent-event stream that always runs its cleanup, however the client leaves."""
 
-    def __init__(self, content: AsyncIterator[bytes], headers: dict[str, str],
+    def __init__(self, ctx: RequestContext, result: StreamResult, headers: dict[str, str],
                  on_close: Callable[[], None]) -> None:
-        super().__init__(content, media_type="text/event-stream", headers=headers)
+        super().__init__(_sse(ctx, result), media_type="text/event-stream", headers=headers)
+        self._result = result
         self._on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -36,6 +37,7 @@ class SSEResponse(StreamingResponse):
         finally:
             try:
                 await self.body_iterator.aclose()  # type: ignore[attr-defined]
+                await self._result.aclose()
             finally:
                 self._on_close()
 
@@ -118,7 +120,7 @@ class OpenAIApi:
             if isinstance(result, StreamResult):
                 out["cache-control"] = "no-cache"
                 handed_off = True
-                return SSEResponse(_sse(ctx, result), out, rt.leave)
+                return SSEResponse(ctx, result, out, rt.leave)
             assert isinstance(result, Completion)
             return JSON(result.body, headers=out)
         except WardenError as exc:

@@ -39,7 +39,16 @@ class RouteAndCall:
         if ctx.stream:
             dep, opened = await self._dispatcher.run(ctx, _open_stream, on_done=release)
             ctx.ttft_s = ctx.elapsed()
-            ctx.result = StreamResult(first=opened.first, rest=_follow(ctx, dep, opened))
+            upstream = opened.rest
+
+            async def close() -> None:
+                try:
+                    await upstream.aclose()  # type: ignore[attr-defined]
+                finally:
+                    release(dep)
+
+            ctx.result = StreamResult(first=opened.first, rest=_follow(ctx, dep, upstream),
+                                      closers=[close])
         else:
             dep, done = await self._dispatcher.run(ctx, _complete)
             ctx.result = done
@@ -50,9 +59,8 @@ class RouteAndCall:
 
 
 async def _follow(ctx: RequestContext, dep: LiveDeployment,
-                  opened: StreamResult) -> AsyncIterator[dict[str, Any]]:
-    """The rest of a stream: counts usage, marks mid-stream failures, releases the deployment."""
-    chunks = opened.rest
+                  chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    """The rest of a stream: counts usage and marks a mid-stream failure on the deployment."""
     try:
         async for chunk in chunks:
             usage = chunk.get("usage")
@@ -65,6 +73,3 @@ async def _follow(ctx: RequestContext, dep: LiveDeployment,
         dep.breaker.failure()
         ctx.error = exc
         raise
-    finally:
-        await chunks.aclose()  # type: ignore[attr-defined]
-        release(dep)

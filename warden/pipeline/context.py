@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,10 +28,20 @@ class Attempt:
 
 @dataclass(slots=True)
 class StreamResult:
-    """An answer being streamed: its first chunk is already in hand."""
+    """An answer being streamed: its first chunk is already in hand.
+
+    ``closers`` release what the stream holds (the upstream connection, the deployment's
+    in-flight slot); ``aclose`` runs them once, however the stream ended — even if it was
+    never read. A stage that wraps ``rest`` adds its own closer.
+    """
 
     first: dict[str, Any]
     rest: AsyncIterator[dict[str, Any]]
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        while self.closers:
+            await self.closers.pop()()
 
 
 @dataclass(slots=True)
