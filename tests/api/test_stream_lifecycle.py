@@ -50,6 +50,6 @@ def test_abandoned_streams_release_their_deployment() -> None:
             assert in_flight(gw) == {"f": 0, "u": 0}
             # The gateway stopped reading the abandoned upstream streams and closed them.
             deadline = time.monotonic() + 5
-            while up.http._writers and time.monotonic() < deadline:
+            while up.http.open_connections and time.monotonic() < deadline:
                 time.sleep(0.05)
-            assert not up.http._writers
+            assert up.http.open_connections == 0

@@ -82,6 +82,10 @@ class HttpServer:
         self._writers: set[asyncio.StreamWriter] = set()
 
     @property
+    def open_connections(self) -> int:
+        return len(self._writers)
+
+    @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
