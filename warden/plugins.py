@@ -15,6 +15,7 @@ DEFAULT_PLUGINS = (
     "warden.providers.openai",
     "warden.providers.anthropic",
     "warden.providers.fake",
+    "warden.providers.local",
 )
 
 

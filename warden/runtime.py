@@ -54,6 +54,16 @@ class Runtime:
     def deployments(self) -> list[LiveDeployment]:
         return [d for r in self.dispatcher.routers.values() for d in r.deployments]
 
+    async def start(self, skip: set[LiveDeployment] | None = None) -> None:
+        """Get every provider ready (load local models); the first failure is raised."""
+        pending = [d for d in self.deployments if not (skip and d in skip)]
+        results = await asyncio.gather(*(d.provider.start() for d in pending),
+                                       return_exceptions=True)
+        for dep, result in zip(pending, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error("deployment %s/%s could not start: %s", dep.model, dep.id, result)
+                raise result
+
     def enter(self) -> None:
         self.in_flight += 1
         self._idle.clear()
@@ -152,6 +162,12 @@ class RuntimeHolder:
                 log.warning("reload: changes to the server section take effect at the next "
                             "restart; everything else is live now")
             new = build_runtime(config, self.registry, previous=old, env=self._env)
+            carried = set(old.deployments)
+            try:
+                await new.start(skip=carried)
+            except Exception:
+                await new.close(keep=carried)
+                raise
             new.health.start()
             self.current = new
             self._live.append(new)

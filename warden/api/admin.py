@@ -109,6 +109,10 @@ async def reload_from_file(holder: RuntimeHolder, path: Path | None) -> dict[str
         log.error("reload refused, the running config stays: %s", exc)
         raise InvalidRequest(f"Reload refused; the running config stays. {exc}",
                              code="invalid_config") from None
+    except WardenError as exc:
+        log.error("reload refused, a deployment could not start: %s", exc.message)
+        raise InvalidRequest(f"Reload refused; the running config stays. {exc.message}",
+                             code="deployment_start_failed") from None
     log.info("reloaded %s: generation %d, %d model(s)", path, holder.generation,
              len(runtime.config.models))
     return {"status": "reloaded", "generation": holder.generation,

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from warden.api.admin import AdminApi, reload_from_file
+from warden.api.metrics import metrics_endpoint
 from warden.api.openai import OpenAIApi
 from warden.api.responses import (
     JSON,
@@ -58,6 +59,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await holder.current.start()
         holder.current.health.start()
         loop = asyncio.get_running_loop()
         if handle_sighup:
@@ -79,6 +81,7 @@ def create_app(
             *admin_api.routes(),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint(holder), methods=["GET"]),
         ],
         exception_handlers={
             WardenError: handle_warden_error,

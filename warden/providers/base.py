@@ -9,10 +9,11 @@ retryable failure (connect error, timeout, 429, 5xx) from a final one (400).
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from prometheus_client.core import Metric
 from pydantic import BaseModel, ConfigDict
 
 from warden.config import Deployment
@@ -113,6 +114,14 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def stream(self, call: ProviderCall) -> AsyncIterator[dict[str, Any]]:
         """Answer a streamed request chunk by chunk."""
+
+    async def start(self) -> None:
+        """Get ready before traffic (load a model, say); raise a WardenError if it cannot."""
+        return None
+
+    async def collect(self) -> Iterator[Metric]:
+        """Serving metrics of this deployment, read at scrape time (none by default)."""
+        return iter(())
 
     async def check(self, timeout_s: float) -> None:
         """Raise a WardenError if the upstream is unhealthy (used by active health checks)."""

@@ -1,0 +1,1 @@
+"""Model lifecycle: the registry of known model artifacts and their checksums."""

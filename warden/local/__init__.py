@@ -1,0 +1,1 @@
+"""The embedded local model engine (llama.cpp through xllamacpp), bridged to asyncio."""
