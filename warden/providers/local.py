@@ -20,7 +20,7 @@ from warden.config import Deployment
 from warden.errors import InvalidRequest
 from warden.hookspecs import hookimpl
 from warden.lifecycle.integrity import verify
-from warden.lifecycle.registry import resolve
+from warden.lifecycle.registry import BUILTIN, resolve
 from warden.local.engine import EngineSettings, LlamaEngine
 from warden.providers.base import Completion, Provider, ProviderCall, ProviderParams, Usage
 
@@ -48,7 +48,10 @@ class LocalProvider(Provider):
         assert isinstance(params, LocalParams)
         self._p = params
         self._where = f"deployment '{deployment.id}'"
-        self._public = deployment.model or params.model
+        # The name answers carry: the configured upstream name, else the registered name, else
+        # the file's stem (never a local path).
+        self._public = deployment.model or (
+            params.model if params.model in BUILTIN else Path(params.model).stem)
         self._engine: LlamaEngine | None = None
         self._loading: asyncio.Task[LlamaEngine] | None = None
 
