@@ -181,7 +181,7 @@ def ensure_litellm() -> Path:
 
 def wrk_version(wrk: str) -> str:
     res = subprocess.run([wrk, "-v"], capture_output=True, text=True, timeout=10)
-    return (res.stdout + res.stderr).splitlines()[0].strip()
+    return (res.stdout + res.stderr).splitlines()[0].split(" [")[0].strip()  # "wrk 4.1.0"
 
 
 # --- measuring ----------------------------------------------------------------------------------
@@ -439,11 +439,17 @@ def markdown(runs: list[Run], summary: dict[str, object], meta: dict[str, object
     lines.append("| " + " | ".join(row) + " |")
     noisy = [r for r in runs if r.noise_share() > NOISE_SHARE]
     if noisy:
-        lines += ["", "Noise: other processes on the machine took more than "
-                  f"{100 * NOISE_SHARE:.0f}% of a core during: " + ", ".join(
-                      f"{r.target} {'stream' if r.stream else 'json'} c={r.concurrency} "
-                      f"({100 * r.noise_share():.0f}%)" for r in noisy)
-                  + ". Rerun on a quiet machine before trusting those rows."]
+        def where(r: Run) -> str:
+            g = 100 * r.cpu_s.get("foreign_gateway_core", 0.0) / r.duration_s
+            lo = 100 * r.cpu_s.get("foreign_load_core", 0.0) / r.duration_s
+            return (f"{r.target} {'stream' if r.stream else 'json'} c={r.concurrency} "
+                    f"({lo:.0f}% of core {LOAD_CORE}, {g:.0f}% of core {GATEWAY_CORE})")
+        lines += ["", f"Noise: other processes on the machine took more than "
+                  f"{100 * NOISE_SHARE:.0f}% of a core, after {NOISY_RETRIES} retries, during: "
+                  + ", ".join(where(r) for r in noisy) + ". Load on core "
+                  f"{LOAD_CORE} slows the load side (it matters at c=1, less at saturation when "
+                  f"the gateway's core is still ~100% its own); load on core {GATEWAY_CORE} "
+                  "slows the gateway. Rerun on a quiet machine before trusting those rows."]
     lines += [
         "",
         "## Setup",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -22,21 +23,53 @@ from warden.runtime import Runtime, RuntimeHolder
 _DONE = b"data: [DONE]\n\n"
 
 
-class SSEResponse(StreamingResponse):
-    """A server-sent-event stream that always runs its cleanup, however the client leaves."""
+class SSEResponse(Response):
+    """A server-sent-event stream that always runs its cleanup, however the client leaves.
+
+    It sends the events itself instead of using Starlette's StreamingResponse, whose per-stream
+    task group cost about a tenth of the streaming CPU: one small task waits for the client's
+    disconnect and, if it comes, cancels the stream.
+    """
+
+    media_type = "text/event-stream"
 
     def __init__(self, ctx: RequestContext, result: StreamResult, headers: dict[str, str],
                  on_close: Callable[[], None]) -> None:
-        super().__init__(_sse(ctx, result), media_type="text/event-stream", headers=headers)
+        super().__init__(None, headers=headers)
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+        self._events = _sse(ctx, result)
         self._result = result
         self._on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        task = asyncio.current_task()
+        gone = False
+
+        async def watch() -> None:
+            nonlocal gone
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone = True
+            if task is not None:
+                task.cancel()
+
+        watcher = asyncio.ensure_future(watch())
         try:
-            await super().__call__(scope, receive, send)
+            await send({"type": "http.response.start", "status": self.status_code,
+                        "headers": self.raw_headers})
+            async for data in self._events:
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not gone or task is None:
+                raise
+            task.uncancel()  # the client left: a normal end for a stream
+        except OSError:
+            pass  # the client's connection broke while we wrote: nothing left to send to
         finally:
+            watcher.cancel()
             try:
-                await self.body_iterator.aclose()  # type: ignore[attr-defined]
+                await self._events.aclose()  # type: ignore[attr-defined]
                 await self._result.aclose()
             finally:
                 self._on_close()

@@ -123,11 +123,14 @@ async def sse_events(
     content = resp.content
     ended = False
     while not ended:
-        remaining = limit - loop.time()
-        if remaining <= 0:
-            raise TimeoutError
-        async with asyncio.timeout(remaining):
-            chunk = await content.readany()
+        # Take what is already buffered without arming a timer; wait (bounded) only when empty.
+        chunk = content.read_nowait() if not content.at_eof() else b""
+        if not chunk and not content.at_eof():
+            remaining = limit - loop.time()
+            if remaining <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(remaining):
+                chunk = await content.readany()
         if not chunk:
             ended = True
             buf += b"\n\n"  # flush a last event that had no blank line after it
@@ -153,6 +156,8 @@ async def sse_events(
 
 async def drain(resp: aiohttp.ClientResponse, deadline: float) -> None:
     """Read what is left of a finished stream so its connection can go back to the pool."""
+    if resp.content.at_eof():
+        return
     loop = asyncio.get_running_loop()
     async with asyncio.timeout_at(min(deadline, loop.time() + 1.0)):
         while await resp.content.readany():
