@@ -16,6 +16,7 @@ DEFAULT_PLUGINS = (
     "warden.providers.anthropic",
     "warden.providers.fake",
     "warden.providers.local",
+    "warden.providers.local_embedding",
 )
 
 

@@ -14,6 +14,10 @@ It reads a ``tokenizer.json`` of the BERT family (``BertNormalizer`` + ``BertPre
 
 The file's own truncation and padding settings are ignored: the caller picks ``max_length`` and
 batches are padded to their longest sequence.
+
+The ids equal those of ``tokenizers`` for every code point assigned up to Unicode 8.0; the ~500
+characters added since (new punctuation and combining marks) may split differently, because
+``tokenizers`` classifies characters with Unicode 8.0 tables and Python with its own, newer ones.
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ class Batch:
 
 
 def _is_control(ch: str) -> bool:
-    return ch not in "\t\n\r" and unicodedata.category(ch).startswith("C")
+    # Cc, Cf, Co and Cs; tokenizers keeps unassigned code points (Cn).
+    return ch not in "\t\n\r" and unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs")
 
 
 def _is_punctuation(ch: str) -> bool:
@@ -196,10 +201,14 @@ class WordPiece:
 
     def encode_batch(self, texts: Sequence[str]) -> Batch:
         """Encode texts and pad them with ``pad_id`` to the longest one."""
-        seqs = [self.encode(t) for t in texts]
-        width = max((len(s) for s in seqs), default=0)
-        return Batch(
-            ids=[s + [self.pad_id] * (width - len(s)) for s in seqs],
-            mask=[[1] * len(s) + [0] * (width - len(s)) for s in seqs],
-            lengths=[len(s) for s in seqs],
-        )
+        return pad([self.encode(t) for t in texts], self.pad_id)
+
+
+def pad(seqs: Sequence[list[int]], pad_id: int) -> Batch:
+    """Pad id sequences to the longest one."""
+    width = max((len(s) for s in seqs), default=0)
+    return Batch(
+        ids=[s + [pad_id] * (width - len(s)) for s in seqs],
+        mask=[[1] * len(s) + [0] * (width - len(s)) for s in seqs],
+        lengths=[len(s) for s in seqs],
+    )

@@ -15,8 +15,12 @@ class ModelIntegrityError(WardenError):
     """A model artifact is missing, unrecorded or does not match its recorded checksum."""
 
     status = 500
-    type = "model_integrity_error"
+    type = "server_error"
     code = "model_integrity"
+
+    @property
+    def retryable(self) -> bool:
+        return False  # the same file fails the same way on every try
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
