@@ -1,0 +1,1 @@
+"""Observability: the Record of each request, the recorder, metrics, traces, pricing."""

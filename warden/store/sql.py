@@ -1,0 +1,281 @@
+"""SqlStore: the Store on SQLAlchemy Core, for SQLite (embedded default) and PostgreSQL.
+
+SQLite runs in WAL mode (readers never wait for the writer) with foreign keys on and a busy
+timeout; writes of one process go one at a time through a lock, like datasette's single writer,
+so that they never wait on each other inside SQLite. PostgreSQL is reached with psycopg 3 through
+a pool of connections that are checked before use, so that a restarted server costs no request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from warden.errors import InvalidRequest, NotFound
+from warden.observe.record import Payload, Record
+from warden.store import rows, stats
+from warden.store.base import (
+    MAX_PAGE,
+    Page,
+    RequestDetail,
+    RequestFilter,
+    StatsQuery,
+    StatsRow,
+    Store,
+    StoreError,
+)
+from warden.store.filters import conditions
+from warden.store.migrations import error_text, migrate
+from warden.store.tables import feedback, request_tags, requests
+from warden.store.tables import payloads as payload_table
+
+_BUSY_TIMEOUT_MS = 10_000
+_PURGE_BATCH = 5_000
+_IN_CHUNK = 500
+
+
+def engine_url(url: str) -> sa.URL:
+    """The SQLAlchemy URL of a store URL: ``postgresql://`` means psycopg 3."""
+    parsed = sa.make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _json(value: Any) -> str:
+    # default=str: a metadata value that JSON cannot hold is kept as its text, not a lost batch.
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _use_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch the database file to WAL (once: the mode is kept in the file)."""
+    # SQLite answers "locked" at once, without the busy handler, when another connection holds
+    # the file while this one switches it, as replicas opening a new database together do.
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _on_sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        _use_wal(cursor)
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # durable across crashes of the process in WAL
+    finally:
+        cursor.close()
+
+
+class SqlStore(Store):
+    """The Store on one SQLite file or one PostgreSQL database; migrates it on opening."""
+
+    def __init__(self, url: str) -> None:
+        parsed = engine_url(url)
+        self.dialect = parsed.get_backend_name()
+        self.where = sa.make_url(url).render_as_string(hide_password=True)  # as the user wrote it
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise StoreError(f"unsupported store URL {self.where}: use sqlite:///path/to/warden.db "
+                             "or postgresql://user:password@host:5432/database")
+        if self.dialect == "sqlite" and parsed.database in (None, "", ":memory:"):
+            raise StoreError("an in-memory SQLite store would lose every record on restart and "
+                             "cannot be shared between threads: use sqlite:///path/to/warden.db")
+        options: dict[str, Any] = {"json_serializer": _json}
+        if self.dialect == "postgresql":
+            options["pool_pre_ping"] = True
+            if "connect_timeout" not in parsed.query:
+                options["connect_args"] = {"connect_timeout": 10}
+        try:
+            self.engine = sa.create_engine(parsed, **options)
+        except ModuleNotFoundError as exc:
+            raise StoreError(f"the driver for {self.where} is not installed ({exc.name}): "
+                             "pip install 'warden[postgres]'") from exc
+        if self.dialect == "sqlite":
+            sa.event.listen(self.engine, "connect", _on_sqlite_connect)
+        self._nul_free = self.dialect == "postgresql"
+        # Serialises this process's SQLite writes; other processes wait on busy_timeout.
+        self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+        try:
+            with self._errors("open"):
+                migrate(self.engine, self.where)
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Database errors as StoreErrors that say what failed and what to do."""
+        try:
+            yield
+        except sa.exc.DBAPIError as exc:
+            # No statement: the connection itself failed (SQLAlchemy wraps connect errors so).
+            if not (exc.statement is None or exc.connection_invalidated
+                    or isinstance(exc, sa.exc.InterfaceError)):
+                raise StoreError(f"cannot {action} at {self.where}: {error_text(exc)}") from exc
+            what = "PostgreSQL" if self.dialect == "postgresql" else "the SQLite database"
+            hint = ("check the URL and that the server runs and accepts connections"
+                    if self.dialect == "postgresql" else
+                    "check that the folder exists and is writable, and that the disk is not full")
+            raise StoreError(f"cannot {action}: cannot reach {what} at {self.where} "
+                             f"({error_text(exc)}); {hint}") from exc
+        except sa.exc.TimeoutError as exc:
+            raise StoreError(f"cannot {action}: every connection to {self.where} is busy ({exc}); "
+                             "the database is too slow for the load, or connections leak") from exc
+
+    @contextmanager
+    def _read(self, action: str) -> Iterator[sa.Connection]:
+        """A connection whose statements all see one snapshot of the database."""
+        with self._errors(action), self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                conn.exec_driver_sql("BEGIN")  # pysqlite would run each SELECT on its own
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+
+    @contextmanager
+    def _write(self, action: str) -> Iterator[sa.Connection]:
+        """A connection in a transaction, committed when the block ends without an error."""
+        with self._errors(action), self._write_lock or nullcontext(), self.engine.begin() as conn:
+            yield conn
+
+    def _insert(self, table: sa.Table) -> Any:
+        """INSERT ... ON CONFLICT DO NOTHING in the store's dialect."""
+        dialect = postgresql if self.dialect == "postgresql" else sqlite
+        return dialect.insert(table).on_conflict_do_nothing()
+
+    # -- the Store --------------------------------------------------------------------------
+
+    def write(self, records: list[Record], payloads: list[Payload]) -> None:
+        batch = {r.request_id: r for r in reversed(records)}  # the first of duplicates wins
+        if not batch and not payloads:
+            return
+        with self._write(f"write a batch of {len(batch)} records") as conn:
+            stored: set[str] = set()
+            wanted = list(batch)
+            for start in range(0, len(wanted), _IN_CHUNK):  # within every driver's limit of params
+                stored.update(conn.execute(sa.select(requests.c.request_id).where(
+                    requests.c.request_id.in_(wanted[start:start + _IN_CHUNK]))).scalars())
+            new = [r for r in batch.values() if r.request_id not in stored]
+            if new:
+                conn.execute(self._insert(requests), [rows.record_row(r, self._nul_free) for r in new])
+            tags = [t for r in new for t in rows.tag_rows(r)]
+            if tags:
+                conn.execute(self._insert(request_tags), tags)
+            # A payload of a replayed record is skipped: it may have been erased since.
+            kept = [rows.payload_row(p, self._nul_free) for p in payloads if p.request_id not in stored]
+            if kept:
+                conn.execute(self._insert(payload_table), kept)
+
+    def get(self, request_id: str) -> RequestDetail | None:
+        with self._read("read a request") as conn:
+            row = conn.execute(sa.select(requests).where(requests.c.request_id == request_id)).first()
+            if row is None:
+                return None
+            payload = conn.execute(
+                sa.select(payload_table).where(payload_table.c.request_id == request_id)).first()
+            notes = conn.execute(sa.select(feedback).where(feedback.c.request_id == request_id)
+                                 .order_by(feedback.c.created_at, feedback.c.id)).all()
+        return RequestDetail(
+            record=rows.to_record(row),
+            payload=None if payload is None else rows.to_payload(payload),
+            feedback=[rows.to_feedback(n) for n in notes],
+        )
+
+    def query(self, where: RequestFilter, cursor: str | None = None, limit: int = 50) -> Page:
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidRequest(f"limit must be 1 to {MAX_PAGE}; got {limit}", param="limit")
+        r = requests.c
+        stmt = sa.select(requests).where(*conditions(where))
+        if cursor is not None:
+            at, rid = decode_cursor(cursor)
+            stmt = stmt.where(sa.tuple_(r.started_at, r.request_id) < sa.tuple_(at, rid))
+        stmt = stmt.order_by(r.started_at.desc(), r.request_id.desc()).limit(limit + 1)
+        with self._read("query requests") as conn:
+            found = [rows.to_record(row) for row in conn.execute(stmt)]
+        more = len(found) > limit
+        found = found[:limit]
+        last = found[-1] if more else None
+        return Page(records=found,
+                    next_cursor=None if last is None else encode_cursor(last.started_at, last.request_id))
+
+    def stats(self, query: StatsQuery) -> list[StatsRow]:
+        with self._read("compute request statistics") as conn:
+            return stats.compute(conn, query)
+
+    def add_feedback(
+        self,
+        request_id: str,
+        score: float | None = None,
+        label: str | None = None,
+        comment: str | None = None,
+        source: str = "api",
+        at: float | None = None,
+    ) -> int:
+        if score is None and label is None and comment is None:
+            raise InvalidRequest("feedback needs a score, a label or a comment", param="score")
+        with self._write("add feedback") as conn:
+            known = conn.execute(sa.select(requests.c.request_id)
+                                 .where(requests.c.request_id == request_id)).first()
+            if known is None:
+                raise NotFound(f"no stored request has id '{request_id}' (it may have been purged "
+                               "by retention, or not yet written: retry in a second)")
+            new_id = conn.execute(sa.insert(feedback).values(
+                request_id=request_id, created_at=time.time() if at is None else at, score=score,
+                label=label, comment=comment, source=source,
+            ).returning(feedback.c.id)).scalar_one()  # RETURNING: SQLite 3.35 or later
+        return int(new_id)
+
+    def purge(self, before: float) -> int:
+        deleted = 0
+        # In batches, so that the writer (and SQLite readers' WAL) never waits on one huge delete.
+        while True:
+            batch = (sa.select(requests.c.request_id).where(requests.c.started_at < before)
+                     .limit(_PURGE_BATCH).scalar_subquery())
+            with self._write("purge old requests") as conn:
+                # Payloads, tags and feedback go with their record (ON DELETE CASCADE).
+                n = conn.execute(sa.delete(requests).where(requests.c.request_id.in_(batch))).rowcount
+            deleted += n
+            if n < _PURGE_BATCH:
+                return deleted
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def encode_cursor(started_at: float, request_id: str) -> str:
+    """The opaque cursor after the record (started_at, request_id): base64url of a JSON pair."""
+    raw = json.dumps([started_at, request_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    """The (started_at, request_id) in a cursor; InvalidRequest when it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, rid = json.loads(raw)
+        if isinstance(at, (int, float)) and not isinstance(at, bool) and isinstance(rid, str):
+            return float(at), rid
+    except (binascii.Error, ValueError, TypeError):
+        pass  # answered below, like any other malformed cursor
+    raise InvalidRequest("the cursor is not valid: pass back the next_cursor of the previous page "
+                         "unchanged, or none for the first page", param="cursor")
