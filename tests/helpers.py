@@ -4,6 +4,7 @@ with its own event loop, so synchronous clients (the official openai client) can
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -23,6 +24,11 @@ class GatewayThread:
                  env: dict[str, str] | None = None) -> None:
         if isinstance(config, dict):
             config = parse_config(config, env=env or {})
+        if not Path(config.server.data_dir).is_absolute():
+            # Each gateway under test keeps its records in a folder of its own.
+            self._data = tempfile.TemporaryDirectory(prefix="warden-test-")
+            server = config.server.model_copy(update={"data_dir": self._data.name})
+            config = config.model_copy(update={"server": server})
         self.app = create_app(config, config_path=config_path, env=env or {})
         self.server = uvicorn.Server(uvicorn_config(self.app, "127.0.0.1", 0,
                                                     config.server.drain_timeout_s, "warning"))
@@ -56,6 +62,8 @@ class GatewayThread:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self._thread.join(30)
+        if hasattr(self, "_data"):
+            self._data.cleanup()
 
     def call(self, coro: Any, timeout: float = 30) -> Any:
         """Run a coroutine on the gateway's loop and return its result."""

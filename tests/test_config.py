@@ -138,7 +138,7 @@ def test_an_unknown_key_deep_in_a_list_is_refused_with_its_full_path() -> None:
 def test_an_unknown_key_with_no_close_match_lists_the_valid_keys() -> None:
     message = refused({"server": {"colour": "red"}})
     assert "server.colour: unknown key; valid keys here: allow_public_without_keys, " \
-           "drain_timeout_s, host, max_body_bytes, port" in message
+           "data_dir, drain_timeout_s, host, max_body_bytes, port" in message
 
 
 # --- wrong types and values ------------------------------------------------------------------
@@ -264,7 +264,11 @@ def test_a_top_level_that_is_not_a_mapping_is_refused(tmp_path: Path, text: str)
 
 
 def test_an_empty_file_means_every_default(tmp_path: Path) -> None:
-    assert load_config(write(tmp_path, "# nothing yet\n"), env={}) == Config()
+    config = load_config(write(tmp_path, "# nothing yet\n"), env={})
+    # Every default, with the relative data folder placed next to the config file.
+    assert config.server.data_dir == str(tmp_path.resolve() / "data")
+    server = config.server.model_copy(update={"data_dir": "data"})
+    assert config.model_copy(update={"server": server}) == Config()
 
 
 def test_a_valid_file_loads_with_its_defaults_filled_in(tmp_path: Path) -> None:

@@ -38,6 +38,16 @@ class Timeouts(_Model):
     )
 
 
+class Price(_Model):
+    """What one million tokens cost, in USD."""
+
+    input_per_mtok: float = Field(ge=0, description="USD per million input (prompt) tokens.")
+    output_per_mtok: float = Field(ge=0, description="USD per million output tokens.")
+    cached_input_per_mtok: float | None = Field(
+        None, ge=0, description="USD per million cached input tokens; unset = the input price."
+    )
+
+
 class Deployment(_Model):
     """One place a public model can be served from: a provider with its settings."""
 
@@ -54,6 +64,9 @@ class Deployment(_Model):
     )
     params: dict[str, Any] = Field(
         default_factory=dict, description="Provider-specific settings, validated by the provider."
+    )
+    price: Price | None = Field(
+        None, description="Token prices of this deployment; unset = the shipped price table."
     )
 
 
@@ -134,12 +147,37 @@ class Server(_Model):
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest request body accepted."
     )
+    data_dir: str = Field(
+        "data", description="Folder for the embedded database and the recorder's spool file."
+    )
+
+
+PayloadPolicy = Literal["full", "redacted", "none"]
+
+
+class StoreSettings(_Model):
+    """Where request records are kept."""
+
+    url: str | None = Field(
+        None, description="sqlite:///path/warden.db or postgresql://user@host/db; unset = "
+        "sqlite in server.data_dir."
+    )
+    payloads: PayloadPolicy = Field(
+        "full", description="Prompt and completion text kept with each record: full, redacted, none."
+    )
+    retention_days: float | None = Field(
+        30, gt=0, description="Records older than this are deleted by a background sweep; "
+        "unset = kept forever."
+    )
+    queue_size: int = Field(10000, ge=100, description="Records buffered in memory before the "
+                            "recorder spools to disk.")
 
 
 class Config(_Model):
     """The whole of ``warden.yaml``."""
 
     server: Server = Field(default_factory=Server, description="Listener settings.")
+    store: StoreSettings = Field(default_factory=StoreSettings, description="Request records.")
     admin_key: str | None = Field(
         None, description="Bearer token for /api/...; WARDEN_ADMIN_KEY overrides it."
     )
@@ -236,9 +274,15 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
     try:
-        return parse_config(data, env)
+        config = parse_config(data, env)
     except ConfigError as exc:
         raise ConfigError(f"{p}: {exc}") from None
+    # A relative data folder belongs next to the config file, wherever the gateway is started.
+    data_dir = Path(config.server.data_dir)
+    if not data_dir.is_absolute():
+        server = config.server.model_copy(update={"data_dir": str(p.resolve().parent / data_dir)})
+        config = config.model_copy(update={"server": server})
+    return config
 
 
 def _format_loc(loc: tuple[int | str, ...]) -> str:

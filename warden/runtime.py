@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from warden.config import Config, hint
 from warden.errors import ConfigError
+from warden.observe.pricing import PriceTable
 from warden.pipeline.authenticate import Authenticate
 from warden.pipeline.authorize import Authorize
 from warden.pipeline.call import RouteAndCall
@@ -97,13 +98,15 @@ def admin_key_of(config: Config, env: Mapping[str, str] | None = None) -> str | 
 
 
 def build_runtime(config: Config, registry: ProviderRegistry, previous: Runtime | None = None,
-                  env: Mapping[str, str] | None = None) -> Runtime:
+                  env: Mapping[str, str] | None = None,
+                  prices: PriceTable | None = None) -> Runtime:
     """Build a runtime, reusing live deployments of ``previous`` whose config is unchanged
     (they keep their connection pools, breakers and latency estimates)."""
     old: dict[tuple[object, ...], LiveDeployment] = {}
     if previous is not None:
         old = {d.signature: d for d in previous.deployments}
     rng = random.Random()
+    prices = prices or PriceTable()
     routers: dict[str, ModelRouter] = {}
     for mi, route in enumerate(config.models):
         live: list[LiveDeployment] = []
@@ -131,6 +134,7 @@ def build_runtime(config: Config, registry: ProviderRegistry, previous: Runtime 
                 model=route.name, config=dep, provider=cls(dep, params),
                 breaker=CircuitBreaker(b.failures, b.cooldown_s, b.half_open_probes),
                 timeouts=timeouts, signature=signature,
+                price=prices.for_deployment(dep, dep.model or route.name),
             ))
         routers[route.name] = ModelRouter(route, live, rng)
     return Runtime(config, admin_key_of(config, env), routers, rng)

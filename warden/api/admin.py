@@ -38,6 +38,21 @@ def redact(value: Any) -> Any:
     return value
 
 
+def authorize_admin(holder: RuntimeHolder, request: Request) -> None:
+    """Raise unless the request carries the admin key."""
+    admin = holder.current.admin_key
+    if not admin:
+        raise PermissionDenied(
+            "No admin key is configured: set WARDEN_ADMIN_KEY or admin_key in warden.yaml."
+        )
+    token = bearer(request.headers.get("authorization"))
+    if token is None:
+        raise AuthenticationFailed("Missing admin key: send 'Authorization: Bearer <admin key>'.")
+    if not hmac.compare_digest(hashlib.sha256(token.encode()).digest(),
+                               hashlib.sha256(admin.encode()).digest()):
+        raise AuthenticationFailed("Invalid admin key.")
+
+
 class AdminApi:
     def __init__(self, holder: RuntimeHolder, config_path: Path | None) -> None:
         self._holder = holder
@@ -51,17 +66,7 @@ class AdminApi:
         ]
 
     def _authorize(self, request: Request) -> None:
-        admin = self._holder.current.admin_key
-        if not admin:
-            raise PermissionDenied(
-                "No admin key is configured: set WARDEN_ADMIN_KEY or admin_key in warden.yaml."
-            )
-        token = bearer(request.headers.get("authorization"))
-        if token is None:
-            raise AuthenticationFailed("Missing admin key: send 'Authorization: Bearer <admin key>'.")
-        if not hmac.compare_digest(hashlib.sha256(token.encode()).digest(),
-                                   hashlib.sha256(admin.encode()).digest()):
-            raise AuthenticationFailed("Invalid admin key.")
+        authorize_admin(self._holder, request)
 
     async def reload(self, request: Request) -> Response:
         try:

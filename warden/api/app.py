@@ -18,6 +18,7 @@ from starlette.routing import Route
 from warden.api.admin import AdminApi, reload_from_file
 from warden.api.metrics import metrics_endpoint
 from warden.api.openai import OpenAIApi
+from warden.api.query import QueryApi
 from warden.api.responses import (
     JSON,
     handle_http_exception,
@@ -26,6 +27,7 @@ from warden.api.responses import (
 )
 from warden.config import Config
 from warden.errors import WardenError
+from warden.observe.keeper import RecordKeeper
 from warden.plugins import ProviderRegistry, make_plugin_manager
 from warden.runtime import RuntimeHolder, build_runtime
 
@@ -39,13 +41,19 @@ def create_app(
     registry: ProviderRegistry | None = None,
     env: Mapping[str, str] | None = None,
     handle_sighup: bool = False,
+    keeper: RecordKeeper | None = None,
 ) -> Starlette:
-    """The gateway app for ``config``. ``config_path`` is what reloads read again."""
+    """The gateway app for ``config``. ``config_path`` is what reloads read again.
+
+    ``keeper`` records every request; by default one is opened on the configured store (its
+    migrations run here, so an unreachable database fails now, with a clear StoreError)."""
     registry = registry or ProviderRegistry(make_plugin_manager())
     holder = RuntimeHolder(build_runtime(config, registry, env=env), registry,
                            drain_timeout_s=config.server.drain_timeout_s, env=env)
-    openai_api = OpenAIApi(holder, config.server.max_body_bytes)
+    keeper = keeper or RecordKeeper.open(config)
+    openai_api = OpenAIApi(holder, config.server.max_body_bytes, on_finish=keeper.finish)
     admin_api = AdminApi(holder, config_path)
+    query_api = QueryApi(holder, keeper.store)
 
     async def healthz(request: Request) -> Response:
         return JSON({"status": "ok"})
@@ -59,7 +67,12 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await holder.current.start()
+        await keeper.start()
+        try:
+            await holder.current.start()
+        except BaseException:
+            await keeper.close()
+            raise
         holder.current.health.start()
         loop = asyncio.get_running_loop()
         if handle_sighup:
@@ -74,11 +87,13 @@ def create_app(
             if handle_sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
             await holder.close()
+            await keeper.close()
 
     app = Starlette(
         routes=[
             *openai_api.routes(),
             *admin_api.routes(),
+            *query_api.routes(),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint(holder), methods=["GET"]),
@@ -91,6 +106,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.holder = holder
+    app.state.keeper = keeper
     app.state.reloads = set()
     return app
 

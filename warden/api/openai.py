@@ -34,7 +34,7 @@ class SSEResponse(Response):
     media_type = "text/event-stream"
 
     def __init__(self, ctx: RequestContext, result: StreamResult, headers: dict[str, str],
-                 on_close: Callable[[], None]) -> None:
+                 on_close: Callable[[bool], None]) -> None:
         super().__init__(None, headers=headers)
         self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
         self._events = _sse(ctx, result)
@@ -72,7 +72,7 @@ class SSEResponse(Response):
                 await self._events.aclose()  # type: ignore[attr-defined]
                 await self._result.aclose()
             finally:
-                self._on_close()
+                self._on_close(gone)
 
 
 def _encode(chunk: dict[str, Any], include_usage: bool) -> bytes | None:
@@ -83,12 +83,23 @@ def _encode(chunk: dict[str, Any], include_usage: bool) -> bytes | None:
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
+def _collect(ctx: RequestContext, chunk: dict[str, Any]) -> None:
+    """Keep the streamed text for the record's payload."""
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta")
+        text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+        if isinstance(text, str) and text:
+            ctx.output.append(text)
+
+
 async def _sse(ctx: RequestContext, result: StreamResult) -> AsyncIterator[bytes]:
+    _collect(ctx, result.first)
     first = _encode(result.first, ctx.include_usage)
     if first is not None:
         yield first
     try:
         async for chunk in result.rest:
+            _collect(ctx, chunk)
             data = _encode(chunk, ctx.include_usage)
             if data is not None:
                 yield data
@@ -99,12 +110,22 @@ async def _sse(ctx: RequestContext, result: StreamResult) -> AsyncIterator[bytes
     yield _DONE
 
 
+Finish = Callable[[RequestContext, int, WardenError | None], None]
+"""Called once when a request has ended: its context, HTTP status and error (if any)."""
+
+
+def _ignore(ctx: RequestContext, status: int, error: WardenError | None) -> None:
+    return None
+
+
 class OpenAIApi:
     """Route handlers bound to the runtime holder."""
 
-    def __init__(self, holder: RuntimeHolder, max_body_bytes: int) -> None:
+    def __init__(self, holder: RuntimeHolder, max_body_bytes: int,
+                 on_finish: Finish = _ignore) -> None:
         self._holder = holder
         self._max_body = max_body_bytes
+        self._finish = on_finish
 
     def routes(self) -> list[Route]:
         return [
@@ -143,9 +164,9 @@ class OpenAIApi:
         rt = self._holder.current
         rt.enter()
         handed_off = False
+        ctx = RequestContext(request_id=rid, kind=kind, traceparent=tp, headers=headers)
         try:
-            ctx = RequestContext(request_id=rid, kind=kind, traceparent=tp,
-                                 raw=await self._read(request), headers=headers)
+            ctx.raw = await self._read(request)
             await rt.pipeline(ctx)
             out["x-warden-deployment"] = ctx.deployment or ""
             out["x-warden-attempts"] = str(len(ctx.attempts))
@@ -153,10 +174,21 @@ class OpenAIApi:
             if isinstance(result, StreamResult):
                 out["cache-control"] = "no-cache"
                 handed_off = True
-                return SSEResponse(ctx, result, out, rt.leave)
+
+                def closed(client_gone: bool) -> None:
+                    rt.leave()
+                    error = ctx.error
+                    if error is None and client_gone:
+                        error = WardenError("The client closed the stream before it ended.",
+                                            status=499, code="client_closed")
+                    self._finish(ctx, 200, error)
+
+                return SSEResponse(ctx, result, out, closed)
             assert isinstance(result, Completion)
+            self._finish(ctx, 200, None)
             return JSON(result.body, headers=out)
         except WardenError as exc:
+            self._finish(ctx, exc.status, exc)
             return error_response(exc, out)
         finally:
             if not handed_off:

@@ -10,7 +10,7 @@ import click
 
 from warden.config import load_config
 from warden.defaults import default_config
-from warden.errors import ConfigError
+from warden.errors import ConfigError, WardenError
 from warden.server import serve
 
 
@@ -43,4 +43,7 @@ def serve_command(config_path: str | None, host: str | None, port: int | None,
               allow_public=allow_public_without_keys, log_level=log_level)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    except WardenError as exc:  # e.g. the store cannot be opened
+        click.echo(f"error: {exc.message}", err=True)
         raise SystemExit(2) from None

@@ -55,6 +55,9 @@ class RouteAndCall:
             ctx.usage = done.usage
         ctx.deployment = dep.id
         ctx.served_model = dep.model
+        ctx.provider = dep.config.provider
+        ctx.upstream_model = dep.upstream_model
+        ctx.price = dep.price
         await call_next(ctx)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from warden.config import ClientKey
 from warden.errors import WardenError
+from warden.observe.pricing import TokenPrice
 from warden.providers.base import ApiKind, Completion, Usage
 
 
@@ -62,6 +63,10 @@ class RequestContext:
     include_usage: bool = False
     deployment: str | None = None
     served_model: str | None = None
+    provider: str | None = None
+    upstream_model: str | None = None
+    price: TokenPrice | None = None
+    output: list[str] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
     result: Completion | StreamResult | None = None
     usage: Usage | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from warden.config import Deployment, Routing
+from warden.observe.pricing import TokenPrice
 from warden.providers.base import Provider, Timeouts
 from warden.routing.breaker import CircuitBreaker
 
@@ -27,6 +28,7 @@ class LiveDeployment:
     healthy: bool = True
     last_error: str | None = field(default=None, repr=False)
     signature: tuple[object, ...] = field(default=(), repr=False)
+    price: TokenPrice | None = None
 
     @property
     def id(self) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from warden.config import ModelRoute
-from warden.errors import NotFound, Unavailable, WardenError
+from warden.errors import NotFound, Unavailable, UpstreamStatus, WardenError
 from warden.pipeline.context import Attempt, RequestContext
 from warden.providers.base import ProviderCall
 from warden.routing.deployment import LiveDeployment
@@ -153,7 +153,9 @@ class Dispatcher:
             ok = True
         except WardenError as exc:
             rec.latency_s = time.perf_counter() - t0
-            rec.status, rec.error, rec.error_type = exc.status, exc.message, exc.type
+            # The upstream's own status when it answered (a 500 it sent, not the 502 we show).
+            rec.status = exc.upstream_status if isinstance(exc, UpstreamStatus) else exc.status
+            rec.error, rec.error_type = exc.message, exc.type
             if exc.retryable:
                 dep.failures += 1
                 dep.last_error = exc.message

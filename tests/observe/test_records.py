@@ -1,0 +1,158 @@
+"""Every request through the gateway leaves exactly one record, with the right fields, and the
+query API reads them back."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from typing import Any
+
+import openai
+import pytest
+
+from tests.helpers import GatewayThread
+from warden.testing.httpserver import ServerThread
+from warden.testing.upstream import FakeOpenAIUpstream
+
+ADMIN = "records-admin"
+
+
+def api(gw: GatewayThread, path: str, body: dict[str, Any] | None = None) -> Any:
+    req = urllib.request.Request(gw.url + path, method="POST" if body is not None else "GET",
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Authorization": f"Bearer {ADMIN}",
+                                          "content-type": "application/json"})
+    with urllib.request.urlopen(req) as resp:
+        return json.loads(resp.read())
+
+
+def all_records(gw: GatewayThread, **params: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    cursor = ""
+    while True:
+        query = "&".join(f"{k}={v}" for k, v in {**params, "limit": "40",
+                                                  **({"cursor": cursor} if cursor else {})}.items())
+        page = api(gw, f"/api/requests?{query}")
+        out += page["data"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return out
+
+
+def wait_for(gw: GatewayThread, n: int, timeout: float = 10) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = all_records(gw)
+        if len(got) >= n or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def setup() -> Any:
+    up = FakeOpenAIUpstream()
+    with ServerThread(up.http):
+        config = {"admin_key": ADMIN, "models": [
+            {"name": "chat", "routing": {"retries": 1, "backoff_s": 0},
+             "deployments": [{"id": "up", "provider": "openai", "base_url": up.base_url,
+                              "model": "gpt-4o-mini"}]},
+            {"name": "echo", "deployments": [{"id": "fake-1", "provider": "fake"}]},
+            {"name": "priceless", "deployments": [{"id": "p", "provider": "openai",
+                                                   "base_url": up.base_url, "model": "mystery"}]},
+        ]}
+        with GatewayThread(config) as gw:
+            yield gw, up
+
+
+def test_each_request_leaves_one_record_with_its_fields(setup: Any) -> None:
+    gw, up = setup
+    c = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0)
+    c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "plain one"}],
+                              user="alice", extra_headers={"x-request-id": "rec-plain",
+                                                           "x-warden-tag-team": "search",
+                                                           "x-warden-session": "s-1"})
+    list(c.chat.completions.create(model="echo", stream=True, extra_headers={
+        "x-request-id": "rec-stream", "x-warden-session": "s-1"},
+        messages=[{"role": "user", "content": "streamed words here"}]))
+    c.chat.completions.create(model="priceless", messages=[{"role": "user", "content": "?"}],
+                              extra_headers={"x-request-id": "rec-noprice"})
+    up.behaviour.fail_status = 500
+    with pytest.raises(openai.InternalServerError):
+        c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}],
+                                  extra_headers={"x-request-id": "rec-failed"})
+    up.behaviour.fail_status = None
+    with pytest.raises(openai.NotFoundError):
+        c.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}],
+                                  extra_headers={"x-request-id": "rec-404"})
+
+    records = {r["request_id"]: r for r in wait_for(gw, 5)}
+    assert set(records) == {"rec-plain", "rec-stream", "rec-noprice", "rec-failed", "rec-404"}
+
+    plain = records["rec-plain"]
+    assert (plain["status"], plain["http_status"], plain["deployment"]) == ("ok", 200, "up")
+    assert (plain["provider"], plain["upstream_model"]) == ("openai", "gpt-4o-mini")
+    assert (plain["end_user"], plain["session_id"], plain["tags"]) == ("alice", "s-1",
+                                                                       {"team": "search"})
+    assert plain["input_tokens"] == 2 and plain["output_tokens"] == 2
+    assert plain["cost_usd"] == pytest.approx((2 * 0.15 + 2 * 0.6) / 1e6)
+    assert len(plain["trace_id"]) == 32 and plain["latency_s"] > 0
+
+    stream = records["rec-stream"]
+    assert stream["stream"] is True and stream["ttft_s"] is not None
+    assert stream["output_tokens"] == 3 and stream["cost_usd"] == 0.0
+
+    assert records["rec-noprice"]["cost_usd"] is None  # unknown, never a silent zero
+
+    failed = records["rec-failed"]
+    assert (failed["status"], failed["http_status"]) == ("error", 502)
+    assert [a["status"] for a in failed["attempts"]] == [500, 500]
+
+    assert records["rec-404"]["http_status"] == 404
+
+    detail = api(gw, "/api/requests/rec-stream")
+    assert detail["payload"]["completion"] == "streamed words here"
+    assert "streamed words here" in detail["payload"]["prompt"]
+
+    by_session = all_records(gw, session="s-1")
+    assert {r["request_id"] for r in by_session} == {"rec-plain", "rec-stream"}
+    assert [r["request_id"] for r in all_records(gw, q="streamed")] == ["rec-stream"]
+    assert {r["request_id"] for r in all_records(gw, tag="team:search")} == {"rec-plain"}
+    assert {r["request_id"] for r in all_records(gw, status="error")} == {"rec-failed", "rec-404"}
+
+
+def test_stats_agree_with_the_raw_records(setup: Any) -> None:
+    gw, _ = setup
+    c = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0)
+    for i in range(30):
+        c.chat.completions.create(model="echo" if i % 3 else "chat",
+                                  messages=[{"role": "user", "content": f"n {i}"}])
+    records = wait_for(gw, 30)
+    assert len(records) == 30
+    rows = api(gw, "/api/stats?bucket=86400&group_by=model")["data"]
+    by_model = {r["group"]: r for r in rows}
+    for model in ("echo", "chat"):
+        mine = [r for r in records if r["model"] == model]
+        assert by_model[model]["count"] == len(mine)
+        assert by_model[model]["output_tokens"] == sum(r["output_tokens"] for r in mine)
+        latencies = sorted(r["latency_s"] for r in mine)
+        assert by_model[model]["latency_p50"] == pytest.approx(
+            _percentile(latencies, 0.5), rel=1e-6)
+
+
+def test_feedback_attaches_to_a_request(setup: Any) -> None:
+    gw, _ = setup
+    c = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0)
+    c.chat.completions.create(model="echo", messages=[{"role": "user", "content": "rate me"}],
+                              extra_headers={"x-request-id": "rec-fb"})
+    wait_for(gw, 1)
+    made = api(gw, "/api/feedback", {"request_id": "rec-fb", "score": 0.9, "label": "good"})
+    assert made["request_id"] == "rec-fb"
+    fb = api(gw, "/api/requests/rec-fb")["feedback"]
+    assert [(f["score"], f["label"]) for f in fb] == [(0.9, "good")]
+
+
+def _percentile(values: list[float], p: float) -> float:
+    h = p * (len(values) - 1)
+    lo, hi = int(h), min(int(h) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (h - lo)

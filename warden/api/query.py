@@ -1,0 +1,123 @@
+"""The query API under /api (admin key): stored requests, statistics and feedback."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from warden.api.admin import authorize_admin
+from warden.api.responses import JSON, error_response
+from warden.errors import InvalidRequest, NotFound, WardenError
+from warden.runtime import RuntimeHolder
+from warden.store.base import RequestFilter, StatsQuery, Store
+
+T = TypeVar("T")
+_FILTERS = {"model": "model", "deployment": "deployment", "key": "key_id", "team": "team",
+            "user": "end_user", "session": "session_id", "status": "status", "q": "text"}
+
+
+def _number(params: Any, name: str) -> float | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidRequest(f"'{name}' must be a number (unix seconds or seconds); got {raw!r}",
+                             param=name) from None
+
+
+def request_filter(params: Any) -> RequestFilter:
+    """The filter described by query parameters (``tag`` may repeat, as key:value)."""
+    tags: dict[str, str] = {}
+    for tag in params.getlist("tag"):
+        key, sep, value = tag.partition(":")
+        if not sep or not key:
+            raise InvalidRequest(f"'tag' must be key:value; got {tag!r}", param="tag")
+        tags[key.lower()] = value
+    fields = {attr: params.get(name) for name, attr in _FILTERS.items() if params.get(name)}
+    return RequestFilter(since=_number(params, "since"), until=_number(params, "until"),
+                         tags=tags, **fields)
+
+
+class QueryApi:
+    def __init__(self, holder: RuntimeHolder, store: Store) -> None:
+        self._holder = holder
+        self._store = store
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/requests", self.requests, methods=["GET"]),
+            Route("/api/requests/{request_id}", self.request, methods=["GET"]),
+            Route("/api/stats", self.stats, methods=["GET"]),
+            Route("/api/feedback", self.feedback, methods=["POST"]),
+        ]
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(None, fn)
+
+    async def requests(self, request: Request) -> Response:
+        try:
+            authorize_admin(self._holder, request)
+            where = request_filter(request.query_params)
+            limit = int(_number(request.query_params, "limit") or 50)
+            cursor = request.query_params.get("cursor") or None
+            page = await self._run(lambda: self._store.query(where, cursor, limit))
+        except WardenError as exc:
+            return error_response(exc)
+        return JSON({"data": [dataclasses.asdict(r) for r in page.records],
+                     "next_cursor": page.next_cursor})
+
+    async def request(self, request: Request) -> Response:
+        rid = request.path_params["request_id"]
+        try:
+            authorize_admin(self._holder, request)
+            detail = await self._run(lambda: self._store.get(rid))
+            if detail is None:
+                raise NotFound(f"No stored request has id '{rid}' (it may not be written yet, "
+                               "or retention removed it).", code="request_not_found")
+        except WardenError as exc:
+            return error_response(exc)
+        return JSON({"record": dataclasses.asdict(detail.record),
+                     "payload": dataclasses.asdict(detail.payload) if detail.payload else None,
+                     "feedback": [dataclasses.asdict(f) for f in detail.feedback]})
+
+    async def stats(self, request: Request) -> Response:
+        try:
+            authorize_admin(self._holder, request)
+            params = request.query_params
+            group = params.get("group_by") or None
+            query = StatsQuery(bucket_s=_number(params, "bucket") or 60.0,
+                               group_by=group,  # type: ignore[arg-type]  # validated by StatsQuery
+                               where=request_filter(params))
+            rows = await self._run(lambda: self._store.stats(query))
+        except WardenError as exc:
+            return error_response(exc)
+        return JSON({"data": [dataclasses.asdict(r) for r in rows]})
+
+    async def feedback(self, request: Request) -> Response:
+        try:
+            authorize_admin(self._holder, request)
+            try:
+                body = orjson.loads(await request.body())
+            except orjson.JSONDecodeError:
+                raise InvalidRequest("The body must be JSON: {request_id, score, label, comment}."
+                                     ) from None
+            if not isinstance(body, dict) or not isinstance(body.get("request_id"), str):
+                raise InvalidRequest("'request_id' is required.", param="request_id")
+            score = body.get("score")
+            if score is not None and not isinstance(score, int | float):
+                raise InvalidRequest("'score' must be a number.", param="score")
+            fid = await self._run(lambda: self._store.add_feedback(
+                body["request_id"], score=score, label=body.get("label"),
+                comment=body.get("comment"), source=str(body.get("source") or "api")))
+        except WardenError as exc:
+            return error_response(exc)
+        return JSON({"id": fid, "request_id": body["request_id"]}, status_code=201)

@@ -1,0 +1,84 @@
+"""The record keeper: turns every finished request into a Record, hands it to the recorder,
+and sweeps old records out of the store. One per gateway process (it outlives reloads)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from pathlib import Path
+
+from warden.config import Config
+from warden.errors import WardenError
+from warden.observe.build import payload_of, record_of
+from warden.observe.recorder import Recorder
+from warden.pipeline.context import RequestContext
+from warden.store import open_store
+from warden.store.base import Store
+
+log = logging.getLogger("warden.keeper")
+SWEEP_INTERVAL_S = 3600.0
+
+
+def store_url(config: Config) -> str:
+    if config.store.url:
+        return config.store.url
+    return f"sqlite:///{Path(config.server.data_dir).resolve() / 'warden.db'}"
+
+
+class RecordKeeper:
+    def __init__(self, config: Config, store: Store, recorder: Recorder) -> None:
+        self.config = config
+        self.store = store
+        self.recorder = recorder
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @classmethod
+    def open(cls, config: Config) -> RecordKeeper:
+        """Open the configured store (running its migrations) and a recorder in front of it."""
+        store = open_store(store_url(config))
+        spool = Path(config.server.data_dir).resolve() / "spool.jsonl"
+        spool.parent.mkdir(parents=True, exist_ok=True)
+        return cls(config, store, Recorder(store, spool, queue_size=config.store.queue_size))
+
+    def finish(self, ctx: RequestContext, http_status: int, error: WardenError | None) -> None:
+        """Record a finished request; O(1) on the request path, never raises."""
+        try:
+            record = record_of(ctx, http_status, error)
+            payload = payload_of(ctx, self.config.store.payloads)
+        except Exception:  # a record that cannot be built must not fail the request
+            log.exception("could not build the record of request %s", ctx.request_id)
+            return
+        self.recorder.submit(record, payload)
+
+    async def start(self) -> None:
+        self.recorder.start()
+        if self.config.store.retention_days:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await asyncio.to_thread(self.recorder.close, 10.0)
+        await asyncio.to_thread(self.store.close)
+
+    async def sweep(self) -> int:
+        days = self.config.store.retention_days
+        if not days:
+            return 0
+        before = time.time() - days * 86400
+        removed = await asyncio.to_thread(self.store.purge, before)
+        if removed:
+            log.info("retention: removed %d record(s) older than %.0f day(s)", removed, days)
+        return removed
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except WardenError as exc:
+                log.warning("retention sweep failed, will retry: %s", exc.message)
+            await asyncio.sleep(SWEEP_INTERVAL_S)
