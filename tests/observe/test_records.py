@@ -156,3 +156,32 @@ def _percentile(values: list[float], p: float) -> float:
     h = p * (len(values) - 1)
     lo, hi = int(h), min(int(h) + 1, len(values) - 1)
     return values[lo] + (values[hi] - values[lo]) * (h - lo)
+
+
+def test_metrics_count_what_the_store_holds(setup: Any) -> None:
+    gw, up = setup
+    c = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0)
+    for i in range(7):
+        c.chat.completions.create(model="chat", messages=[{"role": "user", "content": f"m {i}"}])
+    list(c.chat.completions.create(model="echo", stream=True,
+                                   messages=[{"role": "user", "content": "a b c"}]))
+    up.behaviour.fail_status = 503
+    with pytest.raises(openai.APIStatusError):
+        c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}])
+    assert len(wait_for(gw, 9)) == 9
+    with urllib.request.urlopen(gw.url + "/metrics") as resp:
+        text = resp.read().decode()
+
+    def value(prefix: str) -> float:
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(prefix))
+
+    assert value('warden_requests_total{error_type="",model="chat",status="ok"}') == 7
+    assert value('warden_requests_total{error_type="",model="echo",status="ok"}') == 1
+    assert value('warden_requests_total{error_type="upstream_error",model="chat",status="error"}') == 1
+    assert value("gen_ai_server_request_duration_seconds_count") == 9
+    assert value('gen_ai_server_time_to_first_token_seconds_count{deployment="fake-1"') == 1
+    assert value('warden_upstream_retries_total{model="chat"}') == 1
+    assert value('gen_ai_client_token_usage_count{deployment="up",gen_ai_token_type="output"') == 7
+    assert value("warden_recorder_written_total") == 9
+    assert "warden_breaker_state" in text and "warden_requests_in_flight" in text

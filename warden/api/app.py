@@ -28,6 +28,7 @@ from warden.api.responses import (
 from warden.config import Config
 from warden.errors import WardenError
 from warden.observe.keeper import RecordKeeper
+from warden.observe.metrics import GatewayMetrics
 from warden.plugins import ProviderRegistry, make_plugin_manager
 from warden.runtime import RuntimeHolder, build_runtime
 
@@ -51,6 +52,9 @@ def create_app(
     holder = RuntimeHolder(build_runtime(config, registry, env=env), registry,
                            drain_timeout_s=config.server.drain_timeout_s, env=env)
     keeper = keeper or RecordKeeper.open(config)
+    metrics = GatewayMetrics(lambda: holder.current.deployments,
+                             lambda: holder.current.in_flight, keeper.recorder.stats)
+    keeper.observers.append(metrics.observe)
     openai_api = OpenAIApi(holder, config.server.max_body_bytes, on_finish=keeper.finish)
     admin_api = AdminApi(holder, config_path)
     query_api = QueryApi(holder, keeper.store)
@@ -96,7 +100,7 @@ def create_app(
             *query_api.routes(),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics_endpoint(holder), methods=["GET"]),
+            Route("/metrics", metrics_endpoint(holder, metrics.registry), methods=["GET"]),
         ],
         exception_handlers={
             WardenError: handle_warden_error,

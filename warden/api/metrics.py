@@ -33,13 +33,15 @@ def merge(families: Iterable[Metric]) -> list[Metric]:
     return list(merged.values())
 
 
-def metrics_endpoint(holder: RuntimeHolder) -> Callable[[Request], Awaitable[Response]]:
+def metrics_endpoint(holder: RuntimeHolder,
+                     gateway: CollectorRegistry) -> Callable[[Request], Awaitable[Response]]:
     async def metrics(request: Request) -> Response:
         families: list[Metric] = []
         for dep in holder.current.deployments:
             families.extend(await dep.provider.collect())
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Snapshot(merge(families)))
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        body = generate_latest(gateway) + generate_latest(registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return metrics

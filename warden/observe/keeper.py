@@ -7,11 +7,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from warden.config import Config
 from warden.errors import WardenError
 from warden.observe.build import payload_of, record_of
+from warden.observe.record import Record
 from warden.observe.recorder import Recorder
 from warden.pipeline.context import RequestContext
 from warden.store import open_store
@@ -32,6 +34,7 @@ class RecordKeeper:
         self.config = config
         self.store = store
         self.recorder = recorder
+        self.observers: list[Callable[[Record], None]] = []
         self._sweeper: asyncio.Task[None] | None = None
 
     @classmethod
@@ -47,8 +50,10 @@ class RecordKeeper:
         try:
             record = record_of(ctx, http_status, error)
             payload = payload_of(ctx, self.config.store.payloads)
+            for observe in self.observers:
+                observe(record)
         except Exception:  # a record that cannot be built must not fail the request
-            log.exception("could not build the record of request %s", ctx.request_id)
+            log.exception("could not build or observe the record of request %s", ctx.request_id)
             return
         self.recorder.submit(record, payload)
 

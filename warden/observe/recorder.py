@@ -278,7 +278,7 @@ class Recorder:
             return
         try:
             failed = self._spool.append(entries)
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001 -- counted and logged by _drop
             self._drop(len(entries), exc)
             return
         if failed:

@@ -86,8 +86,8 @@ class Spool:
         self._reader: BinaryIO | None = None
         self._offset = 0  # where the next peek reads in the replaying file
         self.records = 0  # lines not yet replayed (a truncated one included, until it is skipped)
-        self.bytes = 0
-        self.corrupt = 0
+        self.bytes = 0  # the size of those lines
+        self.corrupt = 0  # lines skipped because they could not be decoded
         self._live_size = self._scan(path)
         # A line cut short by a crash must not swallow the next append.
         self._needs_newline = self._live_size > 0 and self._last_byte(path) != b"\n"
