@@ -34,12 +34,8 @@ from warden.store import sql as sql_module
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """An open, empty store on each backend."""
-    if request.param == "sqlite":
-        opened = open_store(f"sqlite:///{tmp_path}/data/warden.db")
-        yield opened
-        opened.close()
-        return
-    for url in _postgres_schema(POSTGRES_URL):
+    sqlite = [f"sqlite:///{tmp_path}/data/warden.db"]
+    for url in sqlite if request.param == "sqlite" else _postgres_schema(POSTGRES_URL):
         opened = open_store(url)
         yield opened
         opened.close()

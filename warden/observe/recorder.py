@@ -195,7 +195,7 @@ class Recorder:
             return self._step()
         except Exception as exc:  # the writer must outlive any one failure (logged, below)
             self.last_error = f"{type(exc).__name__}: {exc}"
-            log.exception("the recorder's writer failed; retrying in %.1f s", self._retry_interval_s)
+            log.exception("the recorder's writer failed; retrying in %g s", self._retry_interval_s)
             self._stop.wait(self._retry_interval_s)
             return False
 
@@ -232,7 +232,7 @@ class Recorder:
             if not self._store_down:
                 self._store_down = True
                 log.warning("the store failed (%s); spooling records to %s and retrying every "
-                            "%.1f s", self.last_error, self._spool.path, self._retry_interval_s)
+                            "%g s", self.last_error, self._spool.path, self._retry_interval_s)
             return False
         self.written += len(batch)
         self.batches += 1
