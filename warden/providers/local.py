@@ -71,7 +71,7 @@ class LocalProvider(Provider):
         await asyncio.to_thread(verify, path, expected, self._where)
         engine = LlamaEngine(EngineSettings(
             path=Path(path), n_parallel=self._p.n_parallel, ctx_per_slot=self._p.ctx_per_slot,
-            threads=self._p.threads or os.cpu_count() or 1, max_queue=self._p.max_queue,
+            threads=self._p.threads or len(os.sched_getaffinity(0)) or 1, max_queue=self._p.max_queue,
         ), self._where)
         await engine.load()
         return engine
