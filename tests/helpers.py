@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import openai
 import uvicorn
 
 from warden.api.app import create_app
@@ -34,6 +35,7 @@ class GatewayThread:
                                                     config.server.drain_timeout_s, "warning"))
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._clients: list[openai.OpenAI] = []
 
     def _run(self) -> None:
         asyncio.run(self._serve())
@@ -59,7 +61,15 @@ class GatewayThread:
             time.sleep(0.01)
         return self
 
+    def client(self, api_key: str = "x", **options: Any) -> openai.OpenAI:
+        """An official openai client for this gateway, closed when the gateway stops."""
+        made = openai.OpenAI(base_url=self.url + "/v1", api_key=api_key, **options)
+        self._clients.append(made)
+        return made
+
     def __exit__(self, *exc: object) -> None:
+        for made in self._clients:
+            made.close()
         self.server.should_exit = True
         self._thread.join(30)
         if hasattr(self, "_data"):

@@ -65,6 +65,7 @@ def test_sigterm_lets_requests_in_flight_finish(tmp_path: Path) -> None:
         worker.join(15)
         assert answers == ["still here"]
         assert proc.wait(15) == 0
+        client.close()
     finally:
         if proc.poll() is None:
             proc.kill()

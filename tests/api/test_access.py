@@ -29,7 +29,7 @@ def gw() -> Iterator[GatewayThread]:
 
 
 def c(gw: GatewayThread, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0)
+    return gw.client(api_key=key, max_retries=0)
 
 
 MSG = [{"role": "user", "content": "hi"}]

@@ -27,7 +27,7 @@ def gateway(upstream: FakeOpenAIUpstream) -> Iterator[GatewayThread]:
 
 @pytest.fixture
 def client(gateway: GatewayThread) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused", max_retries=0)
+    return gateway.client(api_key="unused", max_retries=0)
 
 
 def test_chat_completion_passes_through_an_openai_upstream(

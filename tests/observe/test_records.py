@@ -67,7 +67,7 @@ def setup() -> Any:
 
 def test_each_request_leaves_one_record_with_its_fields(setup: Any) -> None:
     gw, up = setup
-    c = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0)
+    c = gw.client(api_key="x", max_retries=0)
     c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "plain one"}],
                               user="alice", extra_headers={"x-request-id": "rec-plain",
                                                            "x-warden-tag-team": "search",
@@ -123,7 +123,7 @@ def test_each_request_leaves_one_record_with_its_fields(setup: Any) -> None:
 
 def test_stats_agree_with_the_raw_records(setup: Any) -> None:
     gw, _ = setup
-    c = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0)
+    c = gw.client(api_key="x", max_retries=0)
     for i in range(30):
         c.chat.completions.create(model="echo" if i % 3 else "chat",
                                   messages=[{"role": "user", "content": f"n {i}"}])
@@ -142,7 +142,7 @@ def test_stats_agree_with_the_raw_records(setup: Any) -> None:
 
 def test_feedback_attaches_to_a_request(setup: Any) -> None:
     gw, _ = setup
-    c = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0)
+    c = gw.client(api_key="x", max_retries=0)
     c.chat.completions.create(model="echo", messages=[{"role": "user", "content": "rate me"}],
                               extra_headers={"x-request-id": "rec-fb"})
     wait_for(gw, 1)
@@ -160,7 +160,7 @@ def _percentile(values: list[float], p: float) -> float:
 
 def test_metrics_count_what_the_store_holds(setup: Any) -> None:
     gw, up = setup
-    c = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0)
+    c = gw.client(api_key="x", max_retries=0)
     for i in range(7):
         c.chat.completions.create(model="chat", messages=[{"role": "user", "content": f"m {i}"}])
     list(c.chat.completions.create(model="echo", stream=True,

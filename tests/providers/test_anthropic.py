@@ -52,7 +52,7 @@ def gateway(claude: FakeAnthropicUpstream) -> Iterator[GatewayThread]:
 
 @pytest.fixture
 def client(gateway: GatewayThread) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused", max_retries=0,
+    return gateway.client(api_key="unused", max_retries=0,
                          timeout=15)
 
 

@@ -45,7 +45,7 @@ def gw(tiny: Path) -> Iterator[GatewayThread]:
 
 @pytest.fixture
 def client(gw: GatewayThread) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0, timeout=60)
+    return gw.client(api_key="x", max_retries=0, timeout=60)
 
 
 MSG = [{"role": "user", "content": "hello world"}]
@@ -195,7 +195,7 @@ def test_the_real_smollm2_model_answers_streams_and_counts() -> None:
     config = {"models": [{"name": "smollm2", "deployments": [
         {"id": "local", "provider": "local", "params": {"n_parallel": 2}}]}]}
     with GatewayThread(config) as g:
-        c = openai.OpenAI(base_url=g.url + "/v1", api_key="x", max_retries=0, timeout=120)
+        c = g.client(api_key="x", max_retries=0, timeout=120)
         resp = c.chat.completions.create(
             model="smollm2", messages=[{"role": "user", "content": "What is the capital of France?"}],
             max_tokens=24, temperature=0, logprobs=True)

@@ -34,7 +34,7 @@ def gateway() -> Iterator[GatewayThread]:
 
 @pytest.fixture
 def client(gateway: GatewayThread) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused", max_retries=0)
+    return gateway.client(api_key="unused", max_retries=0)
 
 
 def test_a_list_of_texts_gets_one_unit_vector_each(client: openai.OpenAI) -> None:

@@ -34,7 +34,7 @@ def dep(up: FakeOpenAIUpstream, id: str, **extra: Any) -> dict[str, Any]:
 
 
 def client(gw: GatewayThread) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0, timeout=20)
+    return gw.client(api_key="x", max_retries=0, timeout=20)
 
 
 def deployments(gw: GatewayThread) -> dict[str, dict[str, Any]]:
