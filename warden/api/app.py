@@ -29,6 +29,7 @@ from warden.config import Config
 from warden.errors import WardenError
 from warden.observe.keeper import RecordKeeper
 from warden.observe.metrics import GatewayMetrics
+from warden.observe.resources import ResourceSampler
 from warden.plugins import ProviderRegistry, make_plugin_manager
 from warden.runtime import RuntimeHolder, build_runtime
 
@@ -55,9 +56,11 @@ def create_app(
     metrics = GatewayMetrics(lambda: holder.current.deployments,
                              lambda: holder.current.in_flight, keeper.recorder.stats)
     keeper.observers.append(metrics.observe)
+    resources = ResourceSampler()
+    metrics.registry.register(resources)
     openai_api = OpenAIApi(holder, config.server.max_body_bytes, on_finish=keeper.finish)
     admin_api = AdminApi(holder, config_path)
-    query_api = QueryApi(holder, keeper.store)
+    query_api = QueryApi(holder, keeper.store, lambda: list(resources.samples))
 
     async def healthz(request: Request) -> Response:
         return JSON({"status": "ok"})
@@ -72,9 +75,11 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await keeper.start()
+        resources.start()
         try:
             await holder.current.start()
         except BaseException:
+            await resources.stop()
             await keeper.close()
             raise
         holder.current.health.start()
@@ -91,6 +96,7 @@ def create_app(
             if handle_sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
             await holder.close()
+            await resources.stop()
             await keeper.close()
 
     app = Starlette(

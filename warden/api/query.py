@@ -15,6 +15,7 @@ from starlette.routing import Route
 from warden.api.admin import authorize_admin
 from warden.api.responses import JSON, error_response
 from warden.errors import InvalidRequest, NotFound, WardenError
+from warden.observe.resources import Sample
 from warden.runtime import RuntimeHolder
 from warden.store.base import RequestFilter, StatsQuery, Store
 
@@ -48,9 +49,11 @@ def request_filter(params: Any) -> RequestFilter:
 
 
 class QueryApi:
-    def __init__(self, holder: RuntimeHolder, store: Store) -> None:
+    def __init__(self, holder: RuntimeHolder, store: Store,
+                 resources: Callable[[], list[Sample]]) -> None:
         self._holder = holder
         self._store = store
+        self._resources = resources
 
     def routes(self) -> list[Route]:
         return [
@@ -58,7 +61,15 @@ class QueryApi:
             Route("/api/requests/{request_id}", self.request, methods=["GET"]),
             Route("/api/stats", self.stats, methods=["GET"]),
             Route("/api/feedback", self.feedback, methods=["POST"]),
+            Route("/api/resources", self.resources, methods=["GET"]),
         ]
+
+    async def resources(self, request: Request) -> Response:
+        try:
+            authorize_admin(self._holder, request)
+        except WardenError as exc:
+            return error_response(exc)
+        return JSON({"data": [dataclasses.asdict(s) for s in self._resources()]})
 
     async def _run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(None, fn)
