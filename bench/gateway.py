@@ -50,6 +50,7 @@ from harness import (
     package_versions,
     pinned,
     require_cores,
+    run_main,
     sigterm_as_exit,
     start_upstream,
     start_warden,
@@ -525,10 +526,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    run_main(main)

@@ -15,10 +15,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,17 @@ GATEWAY_CORE = 1   # the gateway under test (or the upstream alone in the direct
 UPSTREAM_MODEL = "upstream-model"
 PUBLIC_MODEL = "bench-model"
 PROMPT = "Please answer in five words"  # the fake upstream echoes it: a five-word answer
+
+
+def run_main(main: Callable[[], int]) -> None:
+    """Run a benchmark's main(): its exit code, 2 on a BenchError, 130 on Ctrl-C."""
+    try:
+        sys.exit(main())
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 class BenchError(RuntimeError):

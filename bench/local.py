@@ -35,7 +35,6 @@ import os
 import resource
 import secrets
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -59,6 +58,7 @@ from harness import (
     machine,
     now_iso,
     package_versions,
+    run_main,
     sigterm_as_exit,
     wait_http,
     wait_quiet,
@@ -740,10 +740,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    run_main(main)

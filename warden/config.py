@@ -204,9 +204,8 @@ class Config(_Model):
                 if fb == m.name:
                     raise ValueError(f"{where}: model '{m.name}' lists itself as a fallback")
                 if fb not in names:
-                    hint = _hint(fb, names)
                     raise ValueError(f"{where}: model '{m.name}' falls back to unknown model "
-                                     f"'{fb}'{hint}")
+                                     f"'{fb}'{hint(fb, names)}")
         return self
 
     def model(self, name: str) -> ModelRoute | None:
@@ -299,7 +298,7 @@ def _describe(exc: ValidationError) -> str:
         where = _format_loc(loc)
         if err["type"] == "extra_forbidden":
             known = _fields_at(Config, loc[:-1])
-            lines.append(f"{where}: unknown key{_hint(str(loc[-1]), known)}")
+            lines.append(f"{where}: unknown key{hint(str(loc[-1]), known)}")
         else:
             msg = err["msg"].removeprefix("Value error, ")
             lines.append(msg if not loc else f"{where}: {msg}")
@@ -308,10 +307,6 @@ def _describe(exc: ValidationError) -> str:
 
 def hint(word: str, candidates: set[str] | list[str]) -> str:
     """'; did you mean ...?' for the closest candidate, or the list of valid ones."""
-    return _hint(word, candidates)
-
-
-def _hint(word: str, candidates: set[str] | list[str]) -> str:
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     if close:
         return f"; did you mean '{close[0]}'?"

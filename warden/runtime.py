@@ -169,7 +169,7 @@ class RuntimeHolder:
             carried = set(old.deployments)
             try:
                 await new.start(skip=carried)
-            except Exception:
+            except BaseException:
                 await new.close(keep=carried)
                 raise
             new.health.start()

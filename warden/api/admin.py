@@ -65,12 +65,9 @@ class AdminApi:
             Route("/api/config", self.config, methods=["GET"]),
         ]
 
-    def _authorize(self, request: Request) -> None:
-        authorize_admin(self._holder, request)
-
     async def reload(self, request: Request) -> Response:
         try:
-            self._authorize(request)
+            authorize_admin(self._holder, request)
             result = await reload_from_file(self._holder, self._config_path)
         except WardenError as exc:
             return error_response(exc)
@@ -78,7 +75,7 @@ class AdminApi:
 
     async def deployments(self, request: Request) -> Response:
         try:
-            self._authorize(request)
+            authorize_admin(self._holder, request)
         except WardenError as exc:
             return error_response(exc)
         rt = self._holder.current
@@ -96,7 +93,7 @@ class AdminApi:
 
     async def config(self, request: Request) -> Response:
         try:
-            self._authorize(request)
+            authorize_admin(self._holder, request)
         except WardenError as exc:
             return error_response(exc)
         return JSON(redact(self._holder.current.config.model_dump(mode="json")))

@@ -19,7 +19,7 @@ TAG_PREFIX = "x-warden-tag-"
 MAX_TAGS = 32
 
 
-def _tags(headers: Mapping[str, str], body: dict[str, Any]) -> dict[str, str]:
+def _tags(headers: Mapping[str, str]) -> dict[str, str]:
     tags: dict[str, str] = {}
     for key, value in headers.items():
         if key.lower().startswith(TAG_PREFIX) and len(tags) < MAX_TAGS:
@@ -81,7 +81,7 @@ def record_of(ctx: RequestContext, http_status: int, error: WardenError | None,
                                 started_s=a.started_s, latency_s=a.latency_s, status=a.status,
                                 error_type=a.error_type, error=a.error)
                   for a in ctx.attempts],
-        tags=_tags(headers, ctx.body),
+        tags=_tags(headers),
         metadata=meta,
     )
 

@@ -54,7 +54,6 @@ class RouteAndCall:
             ctx.result = done
             ctx.usage = done.usage
         ctx.deployment = dep.id
-        ctx.served_model = dep.model
         ctx.provider = dep.config.provider
         ctx.upstream_model = dep.upstream_model
         ctx.price = dep.price
@@ -71,8 +70,6 @@ async def _follow(ctx: RequestContext, dep: LiveDeployment,
                 ctx.usage = Usage.from_wire(usage)
             yield chunk
     except WardenError as exc:
-        dep.failures += 1
-        dep.last_error = exc.message
-        dep.breaker.failure()
+        dep.fail(exc.message)
         ctx.error = exc
         raise

@@ -62,7 +62,6 @@ class RequestContext:
     key: ClientKey | None = None
     include_usage: bool = False
     deployment: str | None = None
-    served_model: str | None = None
     provider: str | None = None
     upstream_model: str | None = None
     price: TokenPrice | None = None

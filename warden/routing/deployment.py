@@ -44,6 +44,12 @@ class LiveDeployment:
         else:
             self.ewma_s += EWMA_ALPHA * (seconds - self.ewma_s)
 
+    def fail(self, message: str) -> None:
+        """Count a retryable failure of this deployment and tell its breaker."""
+        self.failures += 1
+        self.last_error = message
+        self.breaker.failure()
+
     def available(self) -> bool:
         return self.healthy and self.breaker.available()
 

@@ -157,9 +157,7 @@ class Dispatcher:
             rec.status = exc.upstream_status if isinstance(exc, UpstreamStatus) else exc.status
             rec.error, rec.error_type = exc.message, exc.type
             if exc.retryable:
-                dep.failures += 1
-                dep.last_error = exc.message
-                dep.breaker.failure()
+                dep.fail(exc.message)
             else:
                 dep.breaker.success()
             raise
