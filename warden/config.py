@@ -173,11 +173,36 @@ class StoreSettings(_Model):
                             "recorder spools to disk.")
 
 
+class TracingSettings(_Model):
+    """OpenTelemetry traces: one span per request, children per stage and upstream attempt."""
+
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP collector, e.g. http://collector:4318 (/v1/traces is added "
+        "when the path is empty); unset = no spans are exported."
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra headers sent to the collector (e.g. auth)."
+    )
+    service_name: str = Field("warden", description="The service.name resource attribute.")
+    sample_ratio: float = Field(
+        1.0, ge=0.0, le=1.0, description="Share of new traces exported; a client's traceparent "
+        "decides for its own trace (parent-based)."
+    )
+    queue_size: int = Field(
+        20000, ge=100, description="Spans buffered for export; past it new spans are dropped "
+        "and counted."
+    )
+    timeout_s: float = Field(10.0, gt=0, description="Time limit of one export call.")
+
+
 class Config(_Model):
     """The whole of ``warden.yaml``."""
 
     server: Server = Field(default_factory=Server, description="Listener settings.")
     store: StoreSettings = Field(default_factory=StoreSettings, description="Request records.")
+    tracing: TracingSettings = Field(
+        default_factory=TracingSettings, description="OpenTelemetry trace export."
+    )
     admin_key: str | None = Field(
         None, description="Bearer token for /api/...; WARDEN_ADMIN_KEY overrides it."
     )

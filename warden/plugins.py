@@ -9,6 +9,7 @@ import pluggy
 from warden import hookspecs
 from warden.config import hint
 from warden.errors import ConfigError
+from warden.guard.base import Scanner
 from warden.providers.base import Provider
 
 DEFAULT_PLUGINS = (
@@ -53,5 +54,31 @@ class ProviderRegistry:
             raise ConfigError(
                 f"{where}: unknown provider '{name}'{hint(name, self.names())} "
                 f"(installed providers: {', '.join(self.names())})"
+            )
+        return cls
+
+
+class ScannerRegistry:
+    """Guard scanner classes by name, collected from the ``register_scanners`` hook."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self._by_name: dict[str, type[Scanner]] = {}
+
+        def register(cls: type[Scanner]) -> None:
+            if cls.name in self._by_name and self._by_name[cls.name] is not cls:
+                raise ConfigError(f"two plugins register a scanner named '{cls.name}'")
+            self._by_name[cls.name] = cls
+
+        pm.hook.register_scanners(register=register)
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+    def get(self, name: str, where: str) -> type[Scanner]:
+        cls = self._by_name.get(name)
+        if cls is None:
+            raise ConfigError(
+                f"{where}: unknown scanner '{name}'{hint(name, self.names())} "
+                f"(installed scanners: {', '.join(self.names())})"
             )
         return cls

@@ -58,6 +58,8 @@ def create_app(
     keeper.observers.append(metrics.observe)
     resources = ResourceSampler()
     metrics.registry.register(resources)
+    if keeper.tracer is not None:
+        metrics.registry.register(keeper.tracer)
     openai_api = OpenAIApi(holder, config.server.max_body_bytes, on_finish=keeper.finish)
     admin_api = AdminApi(holder, config_path)
     query_api = QueryApi(holder, keeper.store, lambda: list(resources.samples))

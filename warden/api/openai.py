@@ -159,12 +159,13 @@ class OpenAIApi:
     async def _handle(self, request: Request, kind: ApiKind) -> Response:
         headers = request.headers
         rid = request_id(headers)
-        tp = traceparent(headers)
+        tp, parent = traceparent(headers)
         out = {"x-request-id": rid, "traceparent": tp}
         rt = self._holder.current
         rt.enter()
         handed_off = False
-        ctx = RequestContext(request_id=rid, kind=kind, traceparent=tp, headers=headers)
+        ctx = RequestContext(request_id=rid, kind=kind, traceparent=tp, headers=headers,
+                             parent_span_id=parent)
         try:
             ctx.raw = await self._read(request)
             await rt.pipeline(ctx)

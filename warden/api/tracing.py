@@ -18,10 +18,13 @@ def request_id(headers: Mapping[str, str]) -> str:
     return os.urandom(12).hex()
 
 
-def traceparent(headers: Mapping[str, str]) -> str:
-    """A traceparent for this hop: the client's trace id when given, and a new span id."""
+def traceparent(headers: Mapping[str, str]) -> tuple[str, str | None]:
+    """A traceparent for this hop, and the client's span id (the parent) when it sent one.
+
+    The client's trace id and sampled flag are kept; the span id is new: it is the id of this
+    request's server span."""
     given = headers.get("traceparent")
     match = _TRACEPARENT.match(given) if given else None
-    if match and match.group(2) != "0" * 32:
-        return f"00-{match.group(2)}-{os.urandom(8).hex()}-{match.group(4)}"
-    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+    if match and match.group(2) != "0" * 32 and match.group(3) != "0" * 16:
+        return f"00-{match.group(2)}-{os.urandom(8).hex()}-{match.group(4)}", match.group(3)
+    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01", None

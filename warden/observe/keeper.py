@@ -15,6 +15,7 @@ from warden.errors import WardenError
 from warden.observe.build import payload_of, record_of
 from warden.observe.record import Record
 from warden.observe.recorder import Recorder
+from warden.observe.tracing import SpanShipper
 from warden.pipeline.context import RequestContext
 from warden.store import open_store
 from warden.store.base import Store
@@ -30,10 +31,12 @@ def store_url(config: Config) -> str:
 
 
 class RecordKeeper:
-    def __init__(self, config: Config, store: Store, recorder: Recorder) -> None:
+    def __init__(self, config: Config, store: Store, recorder: Recorder,
+                 tracer: SpanShipper | None = None) -> None:
         self.config = config
         self.store = store
         self.recorder = recorder
+        self.tracer = tracer
         self.observers: list[Callable[[Record], None]] = []
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -43,7 +46,8 @@ class RecordKeeper:
         store = open_store(store_url(config))
         spool = Path(config.server.data_dir).resolve() / "spool.jsonl"
         spool.parent.mkdir(parents=True, exist_ok=True)
-        return cls(config, store, Recorder(store, spool, queue_size=config.store.queue_size))
+        return cls(config, store, Recorder(store, spool, queue_size=config.store.queue_size),
+                   SpanShipper.from_settings(config.tracing))
 
     def finish(self, ctx: RequestContext, http_status: int, error: WardenError | None) -> None:
         """Record a finished request; O(1) on the request path, never raises."""
@@ -52,6 +56,8 @@ class RecordKeeper:
             payload = payload_of(ctx, self.config.store.payloads)
             for observe in self.observers:
                 observe(record)
+            if self.tracer is not None:
+                self.tracer.submit(record, ctx)
         except Exception:  # a record that cannot be built must not fail the request
             log.exception("could not build or observe the record of request %s", ctx.request_id)
             return
@@ -59,6 +65,8 @@ class RecordKeeper:
 
     async def start(self) -> None:
         self.recorder.start()
+        if self.tracer is not None:
+            self.tracer.start()
         if self.config.store.retention_days:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
 
@@ -68,6 +76,8 @@ class RecordKeeper:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
         await asyncio.to_thread(self.recorder.close, 10.0)
+        if self.tracer is not None:
+            await asyncio.to_thread(self.tracer.close, 10.0)
         await asyncio.to_thread(self.store.close)
 
     async def sweep(self) -> int:

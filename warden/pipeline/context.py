@@ -21,6 +21,7 @@ class Attempt:
     deployment: str
     provider: str
     started_s: float
+    span_id: str = ""  # the span id sent upstream in this attempt's traceparent
     latency_s: float = 0.0
     status: int = 0
     error: str | None = None
@@ -52,6 +53,7 @@ class RequestContext:
     request_id: str
     kind: ApiKind
     traceparent: str
+    parent_span_id: str | None = None  # the client's span, when it sent a traceparent
     raw: bytes = b""
     headers: Mapping[str, str] = field(default_factory=dict)
     model: str = ""
@@ -71,6 +73,8 @@ class RequestContext:
     usage: Usage | None = None
     ttft_s: float | None = None
     error: WardenError | None = None
+    stages: list[tuple[str, float, float]] = field(default_factory=list)
+    """(stage name, start, end) in perf_counter seconds, for the trace's child spans."""
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started

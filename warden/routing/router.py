@@ -4,6 +4,7 @@ again (another deployment first), then the fallback models, counting every attem
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -135,13 +136,17 @@ class Dispatcher:
         body = ctx.body
         if body.get("model") != dep.upstream_model:
             body = {**body, "model": dep.upstream_model}
+        # Each attempt is its own client span: the upstream's spans nest under it.
+        span_id = os.urandom(8).hex()
+        tp = ctx.traceparent
         call = ProviderCall(
             kind=ctx.kind, body=body, stream=ctx.stream, request_id=ctx.request_id,
             timeouts=dep.timeouts,
-            headers={"x-request-id": ctx.request_id, "traceparent": ctx.traceparent},
+            headers={"x-request-id": ctx.request_id,
+                     "traceparent": f"{tp[:36]}{span_id}{tp[52:]}"},
         )
         rec = Attempt(model=router.name, deployment=dep.id, provider=dep.config.provider,
-                      started_s=ctx.elapsed())
+                      started_s=ctx.elapsed(), span_id=span_id)
         ctx.attempts.append(rec)
         dep.breaker.acquire()
         dep.in_flight += 1

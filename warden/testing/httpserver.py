@@ -49,6 +49,12 @@ class Responder:
         self.sent_headers = True
         await self.writer.drain()
 
+    async def send_bytes(self, status: int, body: bytes, content_type: str) -> None:
+        self.writer.write(self._head(status, {"content-type": content_type,
+                                              "content-length": str(len(body))}) + body)
+        self.sent_headers = True
+        await self.writer.drain()
+
     async def start_stream(self, status: int = 200, content_type: str = "text/event-stream") -> None:
         self.writer.write(self._head(status, {"content-type": content_type,
                                               "transfer-encoding": "chunked",

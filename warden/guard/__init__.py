@@ -1,0 +1,1 @@
+"""Guardrails: scanners that look at prompts and answers, and policies that act on what they find."""
