@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import openai
+import sqlalchemy as sa
 import uvicorn
 
 from warden.api.app import create_app
 from warden.config import Config, parse_config
 from warden.server import uvicorn_config
+from warden.store.sql import engine_url
 
 
 class GatewayThread:
@@ -30,7 +32,12 @@ class GatewayThread:
             self._data = tempfile.TemporaryDirectory(prefix="warden-test-")
             server = config.server.model_copy(update={"data_dir": self._data.name})
             config = config.model_copy(update={"server": server})
-        self.app = create_app(config, config_path=config_path, env=env or {})
+        try:
+            self.app = create_app(config, config_path=config_path, env=env or {})
+        except BaseException:
+            if hasattr(self, "_data"):
+                self._data.cleanup()
+            raise
         self.server = uvicorn.Server(uvicorn_config(self.app, "127.0.0.1", 0,
                                                     config.server.drain_timeout_s, "warning"))
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -79,3 +86,16 @@ class GatewayThread:
         """Run a coroutine on the gateway's loop and return its result."""
         assert self.loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+
+def stored_ids(store_url: str, table: str = "requests") -> list[str]:
+    """The request ids in a table of the store at ``store_url``, read straight from the database
+    (a repeated id would appear twice)."""
+    if table not in ("requests", "payloads", "request_tags", "feedback"):
+        raise ValueError(f"not a table of the store: {table}")
+    engine = sa.create_engine(engine_url(store_url))
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.text(f"SELECT request_id FROM {table}")).scalars())
+    finally:
+        engine.dispose()

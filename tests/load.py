@@ -24,13 +24,16 @@ def chat_body(i: int, stream: bool) -> dict[str, Any]:
 
 
 async def _one(session: aiohttp.ClientSession, url: str, i: int, stream: bool,
-               result: LoadResult, model: str) -> None:
+               result: LoadResult, model: str, id_prefix: str | None) -> None:
     body = chat_body(i, stream)
     body["model"] = model
     expected = f"request {i} says hello"
+    headers = {"content-type": "application/json"}
+    if id_prefix is not None:
+        headers["x-request-id"] = f"{id_prefix}{i}"
     try:
         async with session.post(url + "/v1/chat/completions", data=orjson.dumps(body),
-                                headers={"content-type": "application/json"}) as resp:
+                                headers=headers) as resp:
             raw = await resp.read()
             if resp.status != 200:
                 result.failures.append((resp.status, raw.decode()[:300]))
@@ -57,10 +60,11 @@ async def _one(session: aiohttp.ClientSession, url: str, i: int, stream: bool,
 
 async def run_load(
     url: str, n: int, concurrency: int, *, model: str = "m",
-    at: dict[int, Callable[[], Awaitable[None]]] | None = None,
+    at: dict[int, Callable[[], Awaitable[None]]] | None = None, id_prefix: str | None = None,
 ) -> LoadResult:
     """Send ``n`` chat requests (every third one streamed) with ``concurrency`` workers.
-    ``at`` maps a request number to an action run when that request is issued."""
+    ``at`` maps a request number to an action run when that request is issued. With
+    ``id_prefix``, request ``i`` carries the request id ``f"{id_prefix}{i}"``."""
     result = LoadResult()
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(n):
@@ -75,7 +79,7 @@ async def run_load(
                 action = actions.pop(i, None)
                 if action is not None:
                     await action()
-                await _one(session, url, i, i % 3 == 0, result, model)
+                await _one(session, url, i, i % 3 == 0, result, model, id_prefix)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return result

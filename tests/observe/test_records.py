@@ -1,5 +1,5 @@
 """Every request through the gateway leaves exactly one record, with the right fields, and the
-query API reads them back."""
+query API reads them back: on SQLite and on PostgreSQL (see ``store_url`` in conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.helpers import GatewayThread
+from tests.helpers import GatewayThread, stored_ids
 from warden.testing.httpserver import ServerThread
 from warden.testing.upstream import FakeOpenAIUpstream
 
@@ -50,10 +50,11 @@ def wait_for(gw: GatewayThread, n: int, timeout: float = 10) -> list[dict[str, A
 
 
 @pytest.fixture
-def setup() -> Any:
+def setup(store_url: str) -> Any:
     up = FakeOpenAIUpstream()
     with ServerThread(up.http):
-        config = {"admin_key": ADMIN, "models": [
+        config = {"admin_key": ADMIN, "store": {"url": store_url},
+                  "server": {"region": "eu-test-1"}, "models": [
             {"name": "chat", "routing": {"retries": 1, "backoff_s": 0},
              "deployments": [{"id": "up", "provider": "openai", "base_url": up.base_url,
                               "model": "gpt-4o-mini"}]},
@@ -65,7 +66,7 @@ def setup() -> Any:
             yield gw, up
 
 
-def test_each_request_leaves_one_record_with_its_fields(setup: Any) -> None:
+def test_each_request_leaves_one_record_with_its_fields(setup: Any, store_url: str) -> None:
     gw, up = setup
     c = gw.client(api_key="x", max_retries=0)
     c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "plain one"}],
@@ -88,6 +89,7 @@ def test_each_request_leaves_one_record_with_its_fields(setup: Any) -> None:
 
     records = {r["request_id"]: r for r in wait_for(gw, 5)}
     assert set(records) == {"rec-plain", "rec-stream", "rec-noprice", "rec-failed", "rec-404"}
+    assert sorted(stored_ids(store_url)) == sorted(records)
 
     plain = records["rec-plain"]
     assert (plain["status"], plain["http_status"], plain["deployment"]) == ("ok", 200, "up")
@@ -97,6 +99,7 @@ def test_each_request_leaves_one_record_with_its_fields(setup: Any) -> None:
     assert plain["input_tokens"] == 2 and plain["output_tokens"] == 2
     assert plain["cost_usd"] == pytest.approx((2 * 0.15 + 2 * 0.6) / 1e6)
     assert len(plain["trace_id"]) == 32 and plain["latency_s"] > 0
+    assert plain["region"] == "eu-test-1"
 
     stream = records["rec-stream"]
     assert stream["stream"] is True and stream["ttft_s"] is not None
@@ -158,7 +161,7 @@ def _percentile(values: list[float], p: float) -> float:
     return values[lo] + (values[hi] - values[lo]) * (h - lo)
 
 
-def test_metrics_count_what_the_store_holds(setup: Any) -> None:
+def test_metrics_count_what_the_store_holds(setup: Any, store_url: str) -> None:
     gw, up = setup
     c = gw.client(api_key="x", max_retries=0)
     for i in range(7):
@@ -169,6 +172,12 @@ def test_metrics_count_what_the_store_holds(setup: Any) -> None:
     with pytest.raises(openai.APIStatusError):
         c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}])
     assert len(wait_for(gw, 9)) == 9
+    ids = stored_ids(store_url)
+    assert len(ids) == len(set(ids)) == 9
+    recorder = gw.app.state.keeper.recorder
+    deadline = time.monotonic() + 5  # the count follows the commit the rows came with
+    while recorder.stats().written < 9 and time.monotonic() < deadline:
+        time.sleep(0.01)
     with urllib.request.urlopen(gw.url + "/metrics") as resp:
         text = resp.read().decode()
 

@@ -4,17 +4,20 @@ message that says what to do."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from tests.store.factory import BASE, make_record
 from warden.observe.record import Record
-from warden.store import SqlStore, StoreError, open_store
+from warden.store import RequestFilter, SqlStore, StatsQuery, StoreError, open_store
 from warden.store.migrations import MIGRATIONS, applied_migrations, m001_initial, migrate
+from warden.store.rows import REQUEST_COLUMNS, record_values
 from warden.store.sql import engine_url
-from warden.store.tables import metadata, requests, schema_migrations
+from warden.store.tables import metadata, request_hours, request_tags, requests, schema_migrations
 
 KNOWN = [m.__name__ for m in MIGRATIONS]
 
@@ -49,8 +52,10 @@ def test_tables_describe_the_migrated_schema(store: SqlStore) -> None:
     assert set(requests.c.keys()) == {f.name for f in dataclasses.fields(Record)}
     indexed = {tuple(ix["column_names"]) for ix in inspector.get_indexes("requests")}
     assert {("started_at", "request_id"), ("model", "started_at"), ("key_id", "started_at"),
-            ("session_id", "started_at"), ("status", "started_at")} <= indexed
-    assert ("key", "value") in {tuple(ix["column_names"]) for ix in inspector.get_indexes("request_tags")}
+            ("end_user", "started_at"), ("session_id", "started_at"),
+            ("status", "started_at")} <= indexed
+    assert ("key", "value", "started_at", "request_id") in {
+        tuple(ix["column_names"]) for ix in inspector.get_indexes("request_tags")}
 
 
 def test_a_newer_schema_is_refused(store: SqlStore, store_url: str) -> None:
@@ -142,5 +147,39 @@ def test_sqlite_runs_in_wal_with_foreign_keys_and_a_busy_timeout(tmp_path: Path)
             pragmas = [conn.exec_driver_sql(f"PRAGMA {name}").scalar_one()
                        for name in ("journal_mode", "foreign_keys", "busy_timeout")]
         assert pragmas == ["wal", 1, 10_000]
+    finally:
+        store.close()
+
+
+def test_records_stored_before_m002_get_tag_times_and_hour_versions(store_url: str) -> None:
+    url = engine_url(store_url)
+    if url.get_backend_name() == "sqlite":
+        Path(url.database or "").parent.mkdir(parents=True)
+    engine = sa.create_engine(url)
+    records = [make_record(i, started_at=BASE + i * 1000, tags={"env": ("prod", "dev")[i % 2]})
+               for i in range(10)]
+    try:
+        migrate(engine, "test", (m001_initial,))
+        plain = sa.table("requests", *(sa.column(name) for name in REQUEST_COLUMNS))
+        tags = sa.table("request_tags", sa.column("request_id"), sa.column("key"), sa.column("value"))
+        with engine.begin() as conn:  # as the m001 store wrote them
+            conn.execute(sa.insert(plain), [dict(zip(REQUEST_COLUMNS, record_values(r), strict=True))
+                                            for r in records])
+            conn.execute(sa.insert(tags), [{"request_id": r.request_id, "key": "env",
+                                            "value": r.tags["env"]} for r in records])
+    finally:
+        engine.dispose()
+    store = open_store(store_url)
+    assert isinstance(store, SqlStore)
+    try:
+        with store.engine.connect() as conn:
+            times = dict(conn.execute(sa.select(request_tags.c.request_id, request_tags.c.started_at))
+                         .all())
+            hours = dict(conn.execute(sa.select(request_hours.c.hour, request_hours.c.version)).all())
+        assert times == {r.request_id: r.started_at for r in records}
+        assert hours == {math.floor(r.started_at / 3600): 1 for r in records}
+        page = store.query(RequestFilter(tags={"env": "dev"}), limit=3)
+        assert [r.request_id for r in page.records] == ["r00009", "r00007", "r00005"]
+        assert sum(row.count for row in store.stats(StatsQuery(bucket_s=3600))) == 10
     finally:
         store.close()

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from tests.store.factory import BASE, full_record, make_record
 from warden.errors import InvalidRequest, NotFound
 from warden.observe.record import Payload, Record
-from warden.store import RequestFilter, SqlStore, StoreError
+from warden.store import RequestFilter, SqlStore, StoreError, bulk, pages
 from warden.store import sql as sql_module
 from warden.store.sql import decode_cursor, encode_cursor
 
@@ -62,6 +62,23 @@ def test_replayed_records_are_not_duplicated(store: SqlStore) -> None:
     assert got.payload == Payload("r00001", "full", "hello", "hi")
     assert count(store, "request_tags") == 1
     assert count(store, "payloads") == 2
+
+
+def test_a_record_another_writer_stores_meanwhile_is_skipped(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = make_record(1, tags={"env": "prod"})
+    store.write([first], [Payload("r00001", "full", "hello", "hi")])
+    # As if another writer stored r00001 after this batch looked its records up.
+    monkeypatch.setattr(bulk, "stored_postgres", lambda cur, ids: set())
+    monkeypatch.setattr(bulk, "stored_sqlite", lambda cur, ids: set())
+    store.write([make_record(1, model="late", tags={"env": "dev"}), make_record(2, tags={"env": "dev"})],
+                [Payload("r00001", "full", "late", "late"), Payload("r00002", "full", "b", None)])
+    got = store.get("r00001")
+    assert got is not None and got.record == first
+    assert got.payload == Payload("r00001", "full", "hello", "hi")
+    assert ids(store, RequestFilter(tags={"env": "dev"})) == ["r00002"]
+    assert [count(store, t) for t in ("requests", "payloads", "request_tags")] == [2, 2, 2]
 
 
 def test_a_failed_batch_writes_nothing(store: SqlStore) -> None:
@@ -164,6 +181,59 @@ def test_text_search_over_prompts_and_completions(store: SqlStore) -> None:
     assert ids(store, RequestFilter(text="joke", model="other")) == []
 
 
+def walk(store: SqlStore, where: RequestFilter, limit: int) -> tuple[list[str], list[int]]:
+    """Every page of ``where``: the ids in order, and the size of each page."""
+    seen: list[str] = []
+    sizes: list[int] = []
+    cursor: str | None = None
+    while True:
+        page = store.query(where, cursor=cursor, limit=limit)
+        seen += [r.request_id for r in page.records]
+        sizes.append(len(page.records))
+        if page.next_cursor is None:
+            return seen, sizes
+        cursor = page.next_cursor
+
+
+def test_a_text_search_reads_a_bounded_number_of_payloads_per_page(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = [make_record(i, started_at=BASE + i // 2, model=("gpt-a", "gpt-b")[i % 2])
+               for i in range(60)]
+    hits = {i for i in range(60) if i % 7 == 0}
+    store.write(records, [Payload(f"r{i:05d}", "full", "needle" if i in hits else "hay", None)
+                          for i in range(60)])
+    expected = [r.request_id for r in sorted(records, key=lambda r: (r.started_at, r.request_id),
+                                             reverse=True) if int(r.request_id[1:]) in hits]
+    assert ids(store, RequestFilter(text="NEEDLE")) == expected  # all in the first chunk
+
+    monkeypatch.setattr(pages, "TEXT_CHUNK", 5)
+    seen, sizes = walk(store, RequestFilter(text="needle"), limit=3)
+    assert seen == expected
+    assert sizes[0] == 3  # chunks are read until the page is full ...
+    monkeypatch.setattr(pages, "TEXT_BUDGET_S", 0.0)
+    seen, sizes = walk(store, RequestFilter(text="needle"), limit=3)
+    assert seen == expected
+    assert len(sizes) == 12 and 0 in sizes  # ... or the time is up: one chunk a page
+    monkeypatch.setattr(pages, "TEXT_BUDGET_S", 10.0)
+    monkeypatch.setattr(pages, "TEXT_MAX", 10)
+    seen, sizes = walk(store, RequestFilter(text="needle", model="gpt-b"), limit=50)
+    assert seen == [rid for rid in expected if int(rid[1:]) % 2 == 1]
+    assert len(sizes) == 3  # 30 records of gpt-b, 10 a page
+
+
+def test_pages_with_a_tag_follow_the_tag_index(store: SqlStore) -> None:
+    records = dataset() + [make_record(100 + i, started_at=BASE + 5, tags={"env": "dev"})
+                           for i in range(5)]  # ties on started_at
+    store.write(records, [])
+    for where in ({"tags": {"env": "dev"}}, {"tags": {"env": "dev", "tier": "free"}},
+                  {"tags": {"tier": "paid"}, "model": "gpt-a"},
+                  {"tags": {"env": "dev"}, "since": BASE + 3, "until": BASE + 30}):
+        expected = [r.request_id for r in sorted(records, key=lambda r: (r.started_at, r.request_id),
+                                                 reverse=True) if matches(r, **where)]
+        assert walk(store, RequestFilter(**where), limit=3)[0] == expected, where
+
+
 def test_pages_cover_every_record_once_newest_first(store: SqlStore) -> None:
     # Ties on started_at, so that the cursor must order by request_id too.
     records = [make_record(i, started_at=BASE + i // 3) for i in range(25)]
@@ -256,3 +326,12 @@ def test_concurrent_writers_and_readers(store: SqlStore) -> None:
             done.result()
     assert count(store, "requests") == 400
     assert count(store, "payloads") == 400
+
+
+def test_metadata_with_integers_past_64_bits_and_nested_values(store: SqlStore) -> None:
+    metadata = {"big": 2**70, "neg": -(2**65), "nested": {"list": [1, 2.5, None, "x"]}, 3: "int key"}
+    store.write([make_record(1, metadata=metadata)], [])
+    got = store.get("r00001")
+    assert got is not None
+    assert got.record.metadata == {"big": 2**70, "neg": -(2**65),
+                                   "nested": {"list": [1, 2.5, None, "x"]}, "3": "int key"}

@@ -14,14 +14,15 @@ import pytest
 from tests.store.factory import BASE, make_record
 from warden.errors import InvalidRequest
 from warden.observe.record import Record
-from warden.store import RequestFilter, SqlStore, StatsQuery, StatsRow
+from warden.store import RequestFilter, SqlStore, StatsQuery, StatsRow, open_store
 from warden.store.base import percentile
 
 BUCKET = 60.0
 
 
-def traffic() -> list[Record]:
-    """300 records in 3 one-minute buckets, 2 models, 3 providers, with known everything."""
+def traffic(unit: float = BUCKET) -> list[Record]:
+    """300 records in 3 ``unit``-long spans (one-minute buckets by default), 2 models,
+    3 providers, with known everything."""
     rng = random.Random(7)
     out = []
     for i in range(300):
@@ -37,7 +38,7 @@ def traffic() -> list[Record]:
             status, http = "ok", 200
         out.append(make_record(
             i,
-            started_at=BASE + (i % 3) * BUCKET + rng.uniform(0.5, 59.5),
+            started_at=BASE + (i % 3) * unit + rng.uniform(0.5, unit - 0.5),
             model=("gpt-a", "gpt-b")[i % 2],
             provider=("openai", "anthropic", None)[(i // 3) % 3],
             status=status,
@@ -53,10 +54,11 @@ def traffic() -> list[Record]:
     return out
 
 
-def expected_stats(records: list[Record], group_by: str | None) -> list[dict[str, Any]]:
+def expected_stats(records: list[Record], group_by: str | None,
+                   bucket_s: float = BUCKET) -> list[dict[str, Any]]:
     groups: defaultdict[tuple[float, str | None], list[Record]] = defaultdict(list)
     for r in records:
-        key = (math.floor(r.started_at / BUCKET) * BUCKET, getattr(r, group_by) if group_by else None)
+        key = (math.floor(r.started_at / bucket_s) * bucket_s, getattr(r, group_by) if group_by else None)
         groups[key].append(r)
     out = []
     for (bucket, group), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] is not None,
@@ -69,7 +71,7 @@ def expected_stats(records: list[Record], group_by: str | None) -> list[dict[str
         errors = sum(r.status == "error" for r in rs)
         server = sum(r.http_status >= 500 for r in rs)
         out.append({
-            "bucket_start": bucket, "group": group, "count": n, "requests_per_s": n / BUCKET,
+            "bucket_start": bucket, "group": group, "count": n, "requests_per_s": n / bucket_s,
             "errors": errors, "error_rate": errors / n, "server_errors": server,
             "availability": 1 - server / n,
             "latency_p50": np.percentile(lat, 50), "latency_p95": np.percentile(lat, 95),
@@ -149,3 +151,79 @@ def test_bad_stats_queries_are_invalid_requests() -> None:
         StatsQuery(bucket_s=0)
     with pytest.raises(InvalidRequest):
         StatsQuery(group_by="colour")  # type: ignore[arg-type]
+
+
+HOUR = 3600.0
+
+
+def select(records: list[Record], since: float | None = None, until: float | None = None,
+           **where: Any) -> list[Record]:
+    return [r for r in records if (since is None or r.started_at >= since)
+            and (until is None or r.started_at < until)
+            and all(getattr(r, k) == v for k, v in where.items())]
+
+
+@pytest.mark.parametrize("bucket_s", [HOUR, 2 * HOUR])
+@pytest.mark.parametrize("group_by", [None, "model"])
+def test_buckets_of_whole_hours_agree_with_the_raw_rows(
+    store: SqlStore, bucket_s: float, group_by: Any
+) -> None:
+    records = traffic(unit=HOUR)  # 3 hours, BASE not on an hour: partial hours at both ends
+    store.write(records, [])
+    for since, until in ((None, None), (BASE + 1000, None), (None, BASE + 2.5 * HOUR),
+                         (BASE + 1000, BASE + 2.5 * HOUR)):
+        query = StatsQuery(bucket_s=bucket_s, group_by=group_by,
+                           where=RequestFilter(since=since, until=until))
+        expected = expected_stats(select(records, since, until), group_by, bucket_s)
+        assert_agree(store.stats(query), expected)
+        assert_agree(store.stats(query), expected)  # again, from the blocks
+
+
+def test_blocks_are_used_again_and_follow_every_change(store: SqlStore) -> None:
+    records = traffic(unit=HOUR)
+    store.write(records, [])
+    query = StatsQuery(bucket_s=HOUR, group_by="model")
+    store.stats(query)
+    blocks = store._blocks
+    hits, misses = blocks.hits, blocks.misses
+    assert misses >= 3
+    assert_agree(store.stats(query), expected_stats(records, "model", HOUR))
+    assert (blocks.hits - hits, blocks.misses - misses) == (misses, 0)
+
+    late = [make_record(1000 + i, started_at=BASE + 10 + i, model="gpt-a", latency_s=9.0)
+            for i in range(3)]  # a replayed spool writes into an old hour
+    store.write(late, [])
+    records += late
+    assert_agree(store.stats(query), expected_stats(records, "model", HOUR))
+    assert blocks.misses - misses == 1  # only the hour that changed was read again
+
+    assert store.purge(BASE + HOUR) > 0
+    kept = select(records, since=BASE + HOUR)
+    assert_agree(store.stats(query), expected_stats(kept, "model", HOUR))
+    filtered = StatsQuery(bucket_s=HOUR, where=RequestFilter(model="gpt-b", tags={"half": "first"}))
+    assert_agree(store.stats(filtered),
+                 expected_stats([r for r in kept if r.model == "gpt-b" and r.tags["half"] == "first"],
+                                None, HOUR))
+
+
+def test_blocks_follow_the_writes_of_another_replica(store: SqlStore, store_url: str) -> None:
+    other = open_store(store_url)
+    try:
+        records = traffic(unit=HOUR)
+        store.write(records, [])
+        query = StatsQuery(bucket_s=HOUR)
+        assert_agree(store.stats(query), expected_stats(records, None, HOUR))
+        late = [make_record(2000 + i, started_at=BASE + HOUR + i) for i in range(5)]
+        other.write(late, [])
+        assert_agree(store.stats(query), expected_stats(records + late, None, HOUR))
+    finally:
+        other.close()
+
+
+def test_blocks_stay_within_their_memory_budget(store: SqlStore) -> None:
+    store.write(traffic(unit=HOUR), [])
+    store._blocks.max_values = 100  # less than one hour's latencies and ttfts
+    query = StatsQuery(bucket_s=HOUR)
+    first = store.stats(query)
+    assert store.stats(query) == first
+    assert store._blocks._values <= 100

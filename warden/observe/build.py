@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from warden.config import PayloadPolicy
-from warden.errors import WardenError
+from warden.errors import ContentBlocked, WardenError
 from warden.observe.record import AttemptRecord, Payload, Record, Status
 from warden.observe.redact import redact
 from warden.pipeline.context import RequestContext
@@ -57,7 +57,8 @@ def record_of(ctx: RequestContext, http_status: int, error: WardenError | None,
         ended_at=ended,
         api=ctx.kind,
         model=ctx.model or "",
-        status=status or ("ok" if error is None and http_status < 400 else "error"),
+        status=status or ("blocked" if isinstance(error, ContentBlocked)
+                          else "ok" if error is None and http_status < 400 else "error"),
         http_status=http_status,
         latency_s=latency,
         ttft_s=ctx.ttft_s,
@@ -65,7 +66,8 @@ def record_of(ctx: RequestContext, http_status: int, error: WardenError | None,
         deployment=ctx.deployment,
         provider=ctx.provider,
         upstream_model=ctx.upstream_model,
-        key_id=key.name if key is not None else None,
+        key_id=key.id if key is not None else None,
+        team=key.team if key is not None else None,
         end_user=(ctx.body.get("user") if isinstance(ctx.body.get("user"), str) else None)
         or headers.get("x-warden-user"),
         session_id=headers.get("x-warden-session")
@@ -81,7 +83,9 @@ def record_of(ctx: RequestContext, http_status: int, error: WardenError | None,
                                 started_s=a.started_s, latency_s=a.latency_s, status=a.status,
                                 error_type=a.error_type, error=a.error)
                   for a in ctx.attempts],
-        tags=_tags(headers),
+        findings=list(ctx.findings),
+        # The key's tags win over the client's headers: they are the admin's word.
+        tags=_tags(headers) | dict(key.tags) if key is not None else _tags(headers),
         metadata=meta,
     )
 
@@ -114,7 +118,7 @@ def payload_of(ctx: RequestContext, policy: PayloadPolicy) -> Payload | None:
     """The request's text as the policy allows; None under ``none``."""
     if policy == "none":
         return None
-    prompt = _prompt_of(ctx.body)
+    prompt = _prompt_of(ctx.original_body or ctx.body)  # what the client sent
     completion = "".join(ctx.output) if ctx.output else None
     if isinstance(ctx.result, Completion) and ctx.kind != "embedding":
         completion = completion_text(ctx.result)

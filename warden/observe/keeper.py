@@ -53,7 +53,9 @@ class RecordKeeper:
         """Record a finished request; O(1) on the request path, never raises."""
         try:
             record = record_of(ctx, http_status, error)
-            payload = payload_of(ctx, self.config.store.payloads)
+            record.region = self.config.server.region or None
+            policy = ctx.key.payloads if ctx.key is not None else None
+            payload = payload_of(ctx, policy or self.config.store.payloads)
             for observe in self.observers:
                 observe(record)
             if self.tracer is not None:

@@ -55,6 +55,9 @@ class GatewayMetrics:
         self.unknown_cost = Counter(
             "warden_cost_unknown_requests", "Requests whose price is unknown.",
             ["model", "deployment"], registry=self.registry)
+        self.guard = Counter(
+            "warden_guard_actions", "Guard findings by scanner, type, action and direction.",
+            ["model", "scanner", "type", "action", "where"], registry=self.registry)
         self.registry.register(_ScrapeTime(deployments, in_flight, recorder))
 
     def observe(self, r: Record) -> None:
@@ -67,6 +70,8 @@ class GatewayMetrics:
                                  "ok" if a.error_type is None else "error").inc()
         if len(r.attempts) > 1:
             self.retries.labels(r.model).inc(len(r.attempts) - 1)
+        for f in r.findings:
+            self.guard.labels(r.model, f.scanner, f.type, f.action, f.where).inc()
         if r.deployment is None:
             return
         if r.ttft_s is not None and r.stream:

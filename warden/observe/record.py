@@ -35,8 +35,9 @@ class Finding:
     action: str
     score: float
     where: Literal["input", "output"]
-    start: int | None = None
+    start: int | None = None  # character span in the scanned text (None: the text as a whole)
     end: int | None = None
+    part: int | None = None  # which text: the n-th scanned message/prompt, or answer choice
 
 
 @dataclass(slots=True)

@@ -23,6 +23,7 @@ from typing import Literal, NamedTuple, get_args
 
 from warden.errors import InvalidRequest, WardenError
 from warden.observe.record import Payload, Record, Status
+from warden.store.keys import KeyStore
 
 GroupBy = Literal["model", "deployment", "key_id", "team", "provider"]
 GROUP_BY: tuple[str, ...] = get_args(GroupBy)
@@ -183,7 +184,12 @@ class Store(ABC):
         ``cursor`` is the opaque ``next_cursor`` of the previous page. A walk through the pages
         never repeats a record and never skips one that was stored when it began; a record
         written during the walk shows up only if it sorts after the current page. ``limit`` is
-        1 to 1000. A malformed cursor or limit raises InvalidRequest."""
+        1 to 1000. A malformed cursor or limit raises InvalidRequest.
+
+        With ``where.text``, one page reads a bounded number of payloads (newest first, of the
+        records matching the other filters): when it stops before it found ``limit`` records,
+        it holds fewer (maybe none) and its ``next_cursor`` goes on from the last record read.
+        Only a None ``next_cursor`` says that nothing is left."""
 
     @abstractmethod
     def stats(self, query: StatsQuery) -> list[StatsRow]:
@@ -208,6 +214,12 @@ class Store(ABC):
     def purge(self, before: float) -> int:
         """Retention: delete the records started before ``before`` (unix seconds), with their
         payloads, tags and feedback. Returns how many records were deleted."""
+
+    @property
+    def keys(self) -> KeyStore | None:
+        """The API keys kept in the same database; None when this store keeps none (the
+        gateway then knows only the keys of its config)."""
+        return None
 
     @abstractmethod
     def close(self) -> None:

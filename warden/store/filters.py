@@ -1,6 +1,9 @@
-"""A RequestFilter as SQL conditions on the ``requests`` table."""
+"""A RequestFilter as SQL: conditions on the ``requests`` table, and the source of a page."""
 
 from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -22,19 +25,53 @@ def conditions(where: RequestFilter) -> list[sa.ColumnElement[bool]]:
         value = getattr(where, name)
         if value is not None:
             out.append(r[name] == value)
+    if where.status is not None and where.status != "ok":
+        # The status index holds the other statuses only; SQLite uses it when the query repeats
+        # the index's condition word for word.
+        out.append(r.status != "ok")
     for key, value in where.tags.items():
         out.append(sa.exists().where(
+            request_tags.c.started_at == r.started_at,  # the primary key starts with it
             request_tags.c.request_id == r.request_id,
             request_tags.c.key == key,
             request_tags.c.value == value,
         ))
     if where.text:
-        # A substring scan of the payloads: good enough for a dashboard search over a retention
-        # window; a full-text index can replace it behind the same filter.
-        p = payloads.c
-        out.append(sa.exists().where(
-            p.request_id == r.request_id,
-            sa.or_(p.prompt.icontains(where.text, autoescape=True),
-                   p.completion.icontains(where.text, autoescape=True)),
-        ))
+        out.append(text_condition(where.text))
     return out
+
+
+def text_condition(text: str) -> sa.ColumnElement[bool]:
+    """The records whose prompt or completion holds ``text``, in any case: a substring scan of
+    the payloads (``Store.query`` bounds how many one page reads)."""
+    p = payloads.c
+    return sa.exists().where(
+        p.request_id == requests.c.request_id,
+        sa.or_(p.prompt.icontains(text, autoescape=True), p.completion.icontains(text, autoescape=True)),
+    )
+
+
+class PageSource(NamedTuple):
+    """The ``requests`` rows matching a filter (all but its text) and the columns that order
+    them, newest first: ``started_at`` and ``request_id``, of the record or of its tag."""
+
+    select: sa.Select[Any]
+    started_at: sa.ColumnElement[float]
+    request_id: sa.ColumnElement[str]
+
+
+def page_source(where: RequestFilter) -> PageSource:
+    """Where a page of ``where`` reads its records from. With a tag, from that tag's index,
+    which holds the record's started_at: the newest records with the tag come first whether
+    the tag is on most records or on a few."""
+    tags = list(where.tags.items())
+    rest = dataclasses.replace(where, tags=dict(tags[1:]), text=None)
+    select = sa.select(requests).where(*conditions(rest))
+    if not tags:
+        return PageSource(select, requests.c.started_at, requests.c.request_id)
+    (key, value) = tags[0]
+    tag = request_tags.alias("tag")  # apart from the EXISTS of the other tags
+    t = tag.c
+    select = select.join(tag, sa.and_(t.request_id == requests.c.request_id, t.key == key,
+                                      t.value == value))
+    return PageSource(select, t.started_at, t.request_id)

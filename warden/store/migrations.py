@@ -95,7 +95,133 @@ def m001_initial(conn: sa.Connection) -> None:
     md.create_all(conn)
 
 
-MIGRATIONS: tuple[Migration, ...] = (m001_initial,)
+# The hour of a started_at, as ``warden.store.rollup.unit_index`` and ``warden.store.bulk`` compute it.
+_SQLITE_HOUR = "CAST({}.started_at / 3600 AS INTEGER)"
+_PG_HOUR = "floor(started_at / 3600)::bigint"
+# Whoever deletes or updates requests rows: bump the versions of their hours; delete the tags
+# and payloads of deleted records (what their foreign keys did before m002).
+_PG_CHANGED = f"""
+CREATE FUNCTION warden_requests_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    bump CONSTANT text := 'INSERT INTO ' || quote_ident(TG_TABLE_SCHEMA) || '.request_hours '
+        '(hour, version) SELECT DISTINCT {_PG_HOUR}, 1 FROM @rows@ ON CONFLICT (hour) '
+        'DO UPDATE SET version = request_hours.version + 1';
+BEGIN
+    EXECUTE replace(bump, '@rows@', 'old_rows');
+    IF TG_OP = 'UPDATE' THEN
+        EXECUTE replace(bump, '@rows@', 'new_rows');
+    ELSE
+        EXECUTE 'DELETE FROM ' || quote_ident(TG_TABLE_SCHEMA) || '.request_tags t USING old_rows o '
+                'WHERE t.started_at = o.started_at AND t.request_id = o.request_id';
+        EXECUTE 'DELETE FROM ' || quote_ident(TG_TABLE_SCHEMA) || '.payloads '
+                'WHERE request_id IN (SELECT request_id FROM old_rows)';
+    END IF;
+    RETURN NULL;
+END $$
+"""
+
+
+def m002_query_indexes(conn: sa.Connection) -> None:
+    """What the dashboard's queries need at a million records: an index for the user filter;
+    ``started_at`` on tags, indexed after the tag; and ``request_hours``, a version per hour of
+    ``started_at``, bumped whenever a row of ``requests`` in that hour is inserted (by
+    ``Store.write``, once per hour and batch), deleted or updated (by triggers, whoever does
+    it). The statistics' hour blocks (``warden.store.rollup``) are valid while their hour's
+    version is unchanged. Copies every tag row: about a minute per million records."""
+    # Partial: many records have no end user, and only a filter on one reads this index.
+    conn.exec_driver_sql("CREATE INDEX ix_requests_end_user_started ON requests (end_user, started_at) "
+                         "WHERE end_user IS NOT NULL")
+    # The status index, partial too: a page of "ok" records is the newest records, and an entry
+    # for each of them cost every write (filters.py repeats the condition for SQLite's planner).
+    conn.exec_driver_sql("DROP INDEX ix_requests_status_started")
+    conn.exec_driver_sql("CREATE INDEX ix_requests_status_started ON requests (status, started_at) "
+                         "WHERE status <> 'ok'")
+    # A tag filter reads its newest records straight off the tags' own index, in page order,
+    # whether the tag is on most records or on a few: tags carry their record's started_at. And
+    # they lose their foreign key, whose check of every tag row cost a third of a batch's time
+    # in PostgreSQL: only Store.write adds tags, with their record; the triggers below delete
+    # them with it. The table is built anew (no rewrite of every row in place, no bloat).
+    # Their primary key starts with started_at too: a batch of new tags is appended at the end
+    # of it, where (request_id, key) sent every tag to a random page of the index (request ids
+    # are random), a page to read, dirty and write again for each.
+    postgres = conn.dialect.name == "postgresql"
+    columns = "request_id VARCHAR NOT NULL, key VARCHAR NOT NULL, value VARCHAR NOT NULL"
+    if postgres:  # the primary key comes after the rows
+        conn.exec_driver_sql(f"CREATE TABLE request_tags_m002 ({columns}, "
+                             "started_at DOUBLE PRECISION NOT NULL)")
+    else:  # stored in primary key order, without a rowid: one b-tree less to write per tag
+        conn.exec_driver_sql(f"CREATE TABLE request_tags_m002 ({columns}, started_at DOUBLE NOT NULL, "
+                             "PRIMARY KEY (started_at, request_id, key)) WITHOUT ROWID")
+    conn.exec_driver_sql("INSERT INTO request_tags_m002 (request_id, key, value, started_at) "
+                         "SELECT t.request_id, t.key, t.value, r.started_at FROM request_tags t "
+                         "JOIN requests r ON r.request_id = t.request_id")
+    conn.exec_driver_sql("DROP TABLE request_tags")
+    conn.exec_driver_sql("ALTER TABLE request_tags_m002 RENAME TO request_tags")
+    if postgres:
+        conn.exec_driver_sql("ALTER TABLE request_tags ADD PRIMARY KEY (started_at, request_id, key)")
+        # Likewise the payloads' foreign key, in PostgreSQL (in SQLite, dropping it would copy
+        # every payload, and its check costs little there): Store.write checks that a payload
+        # without its record in the batch has it stored.
+        for (name,) in conn.exec_driver_sql("SELECT conname FROM pg_constraint WHERE contype = 'f' "
+                                            "AND conrelid = 'payloads'::regclass").all():
+            conn.exec_driver_sql(f'ALTER TABLE payloads DROP CONSTRAINT "{name}"')
+    conn.exec_driver_sql("CREATE INDEX ix_request_tags_key_value_started "
+                         "ON request_tags (key, value, started_at, request_id)")
+    hours = sa.Table(
+        "request_hours", sa.MetaData(),
+        sa.Column("hour", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+                  autoincrement=False),
+        sa.Column("version", sa.BigInteger, nullable=False),
+    )
+    hours.create(conn)
+    if postgres:
+        conn.exec_driver_sql(_PG_CHANGED)
+        for name, op, tables in (
+            ("requests_deleted", "DELETE", "OLD TABLE AS old_rows"),
+            ("requests_updated", "UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+        ):
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER {name} AFTER {op} ON requests REFERENCING {tables} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION warden_requests_changed()")
+        hour = _PG_HOUR
+    else:
+        def bump(row: str) -> str:
+            return (f"INSERT INTO request_hours (hour, version) VALUES ({_SQLITE_HOUR.format(row)}, 1) "
+                    "ON CONFLICT (hour) DO UPDATE SET version = version + 1;")
+
+        conn.exec_driver_sql(f"CREATE TRIGGER requests_deleted AFTER DELETE ON requests BEGIN {bump('OLD')} "
+                             "DELETE FROM request_tags WHERE started_at = OLD.started_at "
+                             "AND request_id = OLD.request_id; END")
+        conn.exec_driver_sql("CREATE TRIGGER requests_updated AFTER UPDATE ON requests "
+                             f"BEGIN {bump('OLD')} {bump('NEW')} END")
+        hour = _SQLITE_HOUR.format("requests")
+    conn.exec_driver_sql(f"INSERT INTO request_hours (hour, version) "
+                         f"SELECT DISTINCT {hour}, 1 FROM requests")
+
+
+def m003_api_keys(conn: sa.Connection) -> None:
+    """API keys, kept by the SHA-256 of their token (``warden.store.keys``)."""
+    md = sa.MetaData()
+    json = sa.JSON().with_variant(JSONB(), "postgresql")
+    sa.Table(
+        "api_keys", md,
+        sa.Column("id", sa.String, primary_key=True),
+        sa.Column("token_sha256", sa.String, nullable=False),
+        sa.Column("name", sa.String, nullable=False),
+        sa.Column("role", sa.String, nullable=False),
+        sa.Column("team", sa.String),
+        sa.Column("models", json),  # NULL: every model
+        sa.Column("tags", json, nullable=False),
+        sa.Column("payloads", sa.String),  # NULL: the store's payload policy
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("revoked_at", sa.Double),
+        sa.Column("last_used_at", sa.Double),
+        sa.Index("ux_api_keys_token_sha256", "token_sha256", unique=True),
+    )
+    md.create_all(conn)
+
+
+MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_query_indexes, m003_api_keys)
 
 
 def error_text(exc: sa.exc.SQLAlchemyError) -> str:

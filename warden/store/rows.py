@@ -1,10 +1,13 @@
-"""Records to table rows and back: scalars in columns, lists and dicts as JSON."""
+"""Records to table rows and back: scalars in columns, lists and dicts as JSON text."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import operator
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from warden.observe.record import AttemptRecord, Finding, Payload, Record
@@ -12,6 +15,24 @@ from warden.store.base import Feedback
 
 _JSON_FIELDS = ("attempts", "findings", "tags", "metadata")
 _SCALARS = tuple(f.name for f in dataclasses.fields(Record) if f.name not in _JSON_FIELDS)
+REQUEST_COLUMNS = _SCALARS + _JSON_FIELDS
+"""The ``requests`` columns in the order of ``record_values``."""
+TAG_COLUMNS = ("request_id", "key", "value", "started_at")
+PAYLOAD_COLUMNS = ("request_id", "policy", "prompt", "completion")
+_scalars = operator.attrgetter(*_SCALARS)
+_ERROR_MESSAGE = _SCALARS.index("error_message")
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+def dumps(value: Any) -> str:
+    """JSON text of a column value. A value JSON cannot hold is kept as its text (``str``), so
+    that one odd metadata value does not lose a batch; NaN and infinities become null."""
+    try:
+        return orjson.dumps(value, default=str, option=_JSON_OPTIONS).decode()
+    except orjson.JSONEncodeError:
+        # Integers past 64 bits, and what orjson refuses: the standard library's encoder takes
+        # them (it raises in turn for a value that refers to itself: that record is refused).
+        return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _text(value: str | None, nul_free: bool) -> str | None:
@@ -21,30 +42,28 @@ def _text(value: str | None, nul_free: bool) -> str | None:
     return value
 
 
-def record_row(record: Record, nul_free: bool = False) -> dict[str, Any]:
-    """The ``requests`` row of a record. ``nul_free`` replaces NUL characters (PostgreSQL)."""
-    row: dict[str, Any] = {name: getattr(record, name) for name in _SCALARS}
-    row["error_message"] = _text(record.error_message, nul_free)
-    row["attempts"] = [dataclasses.asdict(a) for a in record.attempts]
-    row["findings"] = [dataclasses.asdict(f) for f in record.findings]
-    row["tags"] = dict(record.tags)
-    row["metadata"] = record.metadata
-    return row
+def record_values(record: Record, nul_free: bool = False) -> tuple[Any, ...]:
+    """The ``requests`` row of a record, as a tuple in ``REQUEST_COLUMNS`` order, its JSON
+    columns as text. ``nul_free`` replaces NUL characters in the error message (PostgreSQL)."""
+    values = _scalars(record)
+    if nul_free and record.error_message is not None and "\x00" in record.error_message:
+        values = (*values[:_ERROR_MESSAGE], _text(record.error_message, True),
+                  *values[_ERROR_MESSAGE + 1:])
+    # orjson writes the attempt and finding dataclasses as objects of their fields, in order.
+    return (*values, dumps(record.attempts), dumps(record.findings), dumps(record.tags),
+            dumps(record.metadata))
 
 
-def tag_rows(record: Record) -> list[dict[str, Any]]:
-    """The ``request_tags`` rows of a record, one per tag."""
-    return [{"request_id": record.request_id, "key": k, "value": v} for k, v in record.tags.items()]
+def tag_values(record: Record) -> list[tuple[str, str, str, float]]:
+    """The ``request_tags`` rows of a record, one per tag, in ``TAG_COLUMNS`` order."""
+    rid, at = record.request_id, record.started_at
+    return [(rid, k, v, at) for k, v in record.tags.items()]
 
 
-def payload_row(payload: Payload, nul_free: bool = False) -> dict[str, Any]:
-    """The ``payloads`` row of a payload."""
-    return {
-        "request_id": payload.request_id,
-        "policy": payload.policy,
-        "prompt": _text(payload.prompt, nul_free),
-        "completion": _text(payload.completion, nul_free),
-    }
+def payload_values(payload: Payload, nul_free: bool = False) -> tuple[str, str, str | None, str | None]:
+    """The ``payloads`` row of a payload, in ``PAYLOAD_COLUMNS`` order."""
+    return (payload.request_id, payload.policy, _text(payload.prompt, nul_free),
+            _text(payload.completion, nul_free))
 
 
 def to_record(row: sa.Row[Any]) -> Record:

@@ -1,8 +1,10 @@
 """Per-bucket aggregates of the ``requests`` table (``Store.stats``).
 
-Counts and sums are computed by the database in both dialects. Percentiles are computed by
-PostgreSQL's ``percentile_cont`` there, and in Python from the bucket's rows for SQLite (which
-has no percentile aggregate), with the same method (``warden.store.base.percentile``).
+Buckets of whole hours are merged from hour blocks (``warden.store.rollup``), which are read
+from the table only when they changed. Other queries read the table: counts and sums are
+computed by the database in both dialects, percentiles by PostgreSQL's ``percentile_cont``
+there, and in Python from the bucket's rows for SQLite (which has no percentile aggregate), with
+the same method (``warden.store.base.percentile``).
 """
 
 from __future__ import annotations
@@ -14,25 +16,27 @@ import sqlalchemy as sa
 
 from warden.store.base import StatsQuery, StatsRow, percentile
 from warden.store.filters import conditions
+from warden.store.rollup import LATENCY_P as _LATENCY_P
+from warden.store.rollup import TTFT_P as _TTFT_P
+from warden.store.rollup import HourBlocks, Key, unit_index
 from warden.store.tables import requests
-
-Key = tuple[int, str | None]
-_LATENCY_P = (0.5, 0.95, 0.99)
-_TTFT_P = (0.5, 0.95)
 
 
 def _one(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
     return sa.func.sum(sa.case((condition, 1), else_=0))
 
 
-def compute(conn: sa.Connection, query: StatsQuery) -> list[StatsRow]:
+def compute(conn: sa.Connection, query: StatsQuery, blocks: HourBlocks | None = None
+            ) -> list[StatsRow]:
     """The StatsRows of ``query``, ordered by bucket, then group (None first)."""
+    if blocks is not None and blocks.serves(query):
+        merged = blocks.stats(conn, query)
+        if merged is not None:
+            return merged
     r = requests.c
     postgres = conn.dialect.name == "postgresql"
-    ratio = r.started_at / query.bucket_s
-    # Buckets are aligned to the epoch; started_at is positive, so SQLite's truncating CAST
-    # is floor() (PostgreSQL's CAST rounds, hence floor there).
-    index = sa.cast(sa.func.floor(ratio) if postgres else ratio, sa.BigInteger)
+    # Buckets are aligned to the epoch.
+    index = unit_index(query.bucket_s, postgres)
     group = r[query.group_by] if query.group_by else sa.null()
     inner = (
         sa.select(index.label("bucket"), group.label("grp"), r.status, r.http_status, r.latency_s,

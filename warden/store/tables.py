@@ -53,6 +53,8 @@ requests = sa.Table(
     sa.Column("metadata", Json, nullable=False),
 )
 
+# The foreign key is SQLite's only: PostgreSQL's went in m002 (a trigger deletes a record's
+# payload with it; Store.write checks that a payload's record is stored).
 payloads = sa.Table(
     "payloads",
     metadata,
@@ -63,11 +65,13 @@ payloads = sa.Table(
     sa.Column("completion", sa.Text),
 )
 
+# No foreign key (m002): Store.write adds tags with their record, a trigger deletes them with it.
+# The primary key is (started_at, request_id, key): new tags go at its end.
 request_tags = sa.Table(
     "request_tags",
     metadata,
-    sa.Column("request_id", sa.String, sa.ForeignKey("requests.request_id", ondelete="CASCADE"),
-              primary_key=True),
+    sa.Column("started_at", sa.Double, primary_key=True),  # the record's
+    sa.Column("request_id", sa.String, primary_key=True),
     sa.Column("key", sa.String, primary_key=True),
     sa.Column("value", sa.String, nullable=False),
 )
@@ -85,9 +89,35 @@ feedback = sa.Table(
     sa.Column("source", sa.String, nullable=False),
 )
 
+# A version per hour of started_at (floor(started_at / 3600)), bumped by triggers whenever a
+# requests row of that hour is inserted, deleted or updated (``warden.store.rollup``).
+request_hours = sa.Table(
+    "request_hours",
+    metadata,
+    sa.Column("hour", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+              autoincrement=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)
+
 schema_migrations = sa.Table(
     "schema_migrations",
     metadata,
     sa.Column("name", sa.String, primary_key=True),
     sa.Column("applied_at", sa.Double, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("token_sha256", sa.String, nullable=False),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("role", sa.String, nullable=False),
+    sa.Column("team", sa.String),
+    sa.Column("models", Json),
+    sa.Column("tags", Json, nullable=False),
+    sa.Column("payloads", sa.String),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("revoked_at", sa.Double),
+    sa.Column("last_used_at", sa.Double),
 )

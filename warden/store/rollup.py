@@ -1,0 +1,337 @@
+"""Hour blocks: statistics over long ranges from per-hour partial aggregates kept in memory.
+
+A dashboard asks the same questions again and again (the last 30 days by model, every minute),
+and all but the newest hours of the answer have not changed since it last asked. A block holds,
+for one hour and one set of filters, per group: the counts and sums of ``StatsRow`` and the
+sorted latencies and times to first token, from which any percentile of any union of blocks is
+exact. Buckets that are whole multiples of an hour are merged from blocks; only the partial
+hours at the ends of the range, and blocks that changed, are read from the table.
+
+A block is valid while the version of its hour in ``request_hours`` is the one it was computed
+at. Triggers on ``requests`` (migration m002) bump the version of the hour of every row that is
+inserted, deleted or updated, in the same transaction, whoever writes: this process, another
+replica, retention, an erasure. The version is read before the block is computed, so a block
+that races a write is stored under the older version and computed again next time; a stale
+block is never served.
+
+Memory is bounded: blocks are dropped, least recently used first, past ``max_values`` values
+(8 bytes each) in all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+from array import array
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+from warden.store.base import RequestFilter, StatsQuery, StatsRow, percentile
+from warden.store.filters import conditions
+from warden.store.tables import request_hours, requests
+
+HOUR = 3600
+LATENCY_P = (0.5, 0.95, 0.99)
+TTFT_P = (0.5, 0.95)
+Key = tuple[int, str | None]  # (bucket or hour, group)
+
+
+@dataclass(slots=True)
+class Partial:
+    """The aggregates of some records: sums, and their sorted latencies and ttfts in runs."""
+
+    count: int = 0
+    errors: int = 0
+    server_errors: int = 0
+    speed_sum: float = 0.0
+    speeds: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float | None = None
+    unknown_cost: int = 0
+    latencies: list[array[float]] = field(default_factory=list)
+    ttfts: list[array[float]] = field(default_factory=list)
+
+    def add(self, other: Partial) -> None:
+        self.count += other.count
+        self.errors += other.errors
+        self.server_errors += other.server_errors
+        self.speed_sum += other.speed_sum
+        self.speeds += other.speeds
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        if other.cost is not None:
+            self.cost = other.cost if self.cost is None else self.cost + other.cost
+        self.unknown_cost += other.unknown_cost
+        self.latencies += other.latencies
+        self.ttfts += other.ttfts
+
+    @property
+    def values(self) -> int:
+        return sum(map(len, self.latencies)) + sum(map(len, self.ttfts))
+
+
+def _merged(runs: list[array[float]]) -> list[float]:
+    out: list[float] = []
+    for run in runs:
+        out.extend(run)
+    if len(runs) > 1:
+        out.sort()  # timsort merges the sorted runs
+    return out
+
+
+def stats_row(key: Key, bucket_s: float, part: Partial) -> StatsRow:
+    """The StatsRow of a bucket's (merged) partial."""
+    bucket, group = key
+    latencies, ttfts = _merged(part.latencies), _merged(part.ttfts)
+    lat50, lat95, lat99 = (percentile(latencies, p) for p in LATENCY_P)
+    ttft50, ttft95 = (percentile(ttfts, p) if ttfts else None for p in TTFT_P)
+    n = part.count
+    return StatsRow(
+        bucket_start=bucket * bucket_s, group=group, count=n, requests_per_s=n / bucket_s,
+        errors=part.errors, error_rate=part.errors / n, server_errors=part.server_errors,
+        availability=1.0 - part.server_errors / n, latency_p50=lat50, latency_p95=lat95,
+        latency_p99=lat99, ttft_p50=ttft50, ttft_p95=ttft95,
+        output_tokens_per_s=part.speed_sum / part.speeds if part.speeds else None,
+        input_tokens=part.input_tokens, output_tokens=part.output_tokens, cost_usd=part.cost,
+        unknown_cost=part.unknown_cost,
+    )
+
+
+def unit_index(unit_s: float, postgres: bool) -> sa.ColumnElement[int]:
+    """``floor(started_at / unit_s)`` as an integer, the same way in both dialects."""
+    ratio = requests.c.started_at / unit_s
+    # started_at is positive, so SQLite's truncating CAST is floor() (PostgreSQL's CAST rounds).
+    return sa.cast(sa.func.floor(ratio) if postgres else ratio, sa.BigInteger)
+
+
+def _one(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    return sa.func.sum(sa.case((condition, 1), else_=0))
+
+
+def partials(conn: sa.Connection, where: RequestFilter, group_by: str | None, unit_s: float,
+             lo: float | None = None, hi: float | None = None) -> dict[Key, Partial]:
+    """The partial of every (unit, group) of the records matching ``where`` with
+    ``lo <= started_at < hi``, units being ``floor(started_at / unit_s)``."""
+    r = requests.c
+    postgres = conn.dialect.name == "postgresql"
+    unit = unit_index(unit_s, postgres).label("unit")
+    group = (r[group_by] if group_by else sa.null()).label("grp")
+    conds = conditions(where)
+    if lo is not None:
+        conds.append(r.started_at >= lo)
+    if hi is not None:
+        conds.append(r.started_at < hi)
+    columns: list[sa.ColumnElement[Any]] = [
+        unit, group, sa.func.count(), _one(r.status == "error"), _one(r.http_status >= 500),
+        sa.func.sum(r.output_tokens_per_s), sa.func.count(r.output_tokens_per_s),
+        sa.func.sum(r.input_tokens), sa.func.sum(r.output_tokens), sa.func.sum(r.cost_usd),
+        _one(r.cost_usd.is_(None)),
+    ]
+    if postgres:
+        columns += [
+            sa.func.array_agg(aggregate_order_by(r.latency_s, r.latency_s)),
+            sa.func.array_agg(aggregate_order_by(r.ttft_s, r.ttft_s)).filter(r.ttft_s.isnot(None)),
+        ]
+    out: dict[Key, Partial] = {}
+    stmt = sa.select(*columns).where(*conds).group_by(unit, *([group] if group_by else []))
+    for row in conn.execute(stmt):
+        count, errors, server_errors, speed_sum, speeds, tin, tout, cost, unknown = row[2:11]
+        part = Partial(count=count, errors=errors, server_errors=server_errors,
+                       speed_sum=float(speed_sum or 0.0), speeds=speeds, input_tokens=int(tin),
+                       output_tokens=int(tout), cost=None if cost is None else float(cost),
+                       unknown_cost=unknown)
+        if postgres:
+            part.latencies = [array("d", row[11])]
+            part.ttfts = [array("d", row[12])] if row[12] else []
+        out[(row[0], row[1])] = part
+    if not postgres:
+        _sqlite_values(conn, sa.select(unit, group, r.latency_s, r.ttft_s).where(*conds), out)
+    return out
+
+
+def _sqlite_values(conn: sa.Connection, stmt: sa.Select[Any], out: dict[Key, Partial]) -> None:
+    """Fill in the sorted latencies and ttfts of ``out`` from the rows themselves (SQLite has no
+    ordered aggregate)."""
+    latencies: dict[Key, list[float]] = {key: [] for key in out}
+    ttfts: dict[Key, list[float]] = {key: [] for key in out}
+    for unit, grp, latency, ttft in conn.execute(stmt):
+        latencies[(unit, grp)].append(latency)
+        if ttft is not None:
+            ttfts[(unit, grp)].append(ttft)
+    for key, part in out.items():
+        values = latencies[key]
+        values.sort()
+        part.latencies = [array("d", values)]
+        found = ttfts[key]
+        if found:
+            found.sort()
+            part.ttfts = [array("d", found)]
+
+
+@dataclass(slots=True)
+class _Block:
+    version: int
+    groups: dict[str | None, Partial]
+    values: int
+
+
+def _runs(hours: Iterable[int]) -> Iterator[tuple[int, int]]:
+    """Consecutive hours as [first, last + 1) ranges."""
+    start = prev = None
+    for h in sorted(hours):
+        if prev is not None and h == prev + 1:
+            prev = h
+            continue
+        if start is not None and prev is not None:
+            yield start, prev + 1
+        start = prev = h
+    if start is not None and prev is not None:
+        yield start, prev + 1
+
+
+def _add(into: dict[Key, Partial], parts: Mapping[Key, Partial], bucket: Any) -> None:
+    """Add ``parts`` to ``into``, their units mapped to buckets by ``bucket``; the parts
+    themselves are left as they are (cached blocks hold them)."""
+    for (unit, grp), part in parts.items():
+        key = (bucket(unit), grp)
+        if key in into:
+            into[key].add(part)
+        else:
+            into[key] = dataclasses.replace(part, latencies=list(part.latencies),
+                                            ttfts=list(part.ttfts))
+
+
+class HourBlocks:
+    """The blocks of one store (thread-safe); see the module docstring."""
+
+    def __init__(self, max_values: int = 4_000_000, max_rows: int = 20_000) -> None:
+        self.max_values = max_values
+        self._blocks: OrderedDict[tuple[Any, ...], _Block] = OrderedDict()
+        self._values = 0
+        # The rows of buckets made of whole hours, with the (hour, version)s they were made of.
+        self._rows: OrderedDict[tuple[Any, ...], tuple[list[tuple[int, int]], list[StatsRow]]] = (
+            OrderedDict())
+        self._row_count = 0
+        self.max_rows = max_rows
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def serves(query: StatsQuery) -> bool:
+        """Whether ``query`` is answered from blocks: buckets of whole hours, no text search
+        (payloads change without a version bump when they are erased)."""
+        hours = query.bucket_s / HOUR
+        return hours >= 1 and hours.is_integer() and not query.where.text
+
+    def stats(self, conn: sa.Connection, query: StatsQuery) -> list[StatsRow] | None:
+        """The rows of ``query`` (which ``serves``), or None when its range holds no whole hour
+        (then the caller reads the table)."""
+        where = query.where
+        first = None if where.since is None else math.ceil(where.since / HOUR)
+        end = None if where.until is None else math.floor(where.until / HOUR)
+        if first is not None and end is not None and first >= end:
+            return None
+        per_bucket = round(query.bucket_s / HOUR)
+        rest = dataclasses.replace(where, since=None, until=None)
+        signature = self._signature(query.group_by, rest)
+        # The partial hours at the ends of the range, straight from the table.
+        edges: dict[Key, Partial] = {}
+        if first is not None and where.since is not None and where.since < first * HOUR:
+            edges.update(partials(conn, where, query.group_by, query.bucket_s, hi=first * HOUR))
+        if end is not None and where.until is not None and end * HOUR < where.until:
+            _add(edges, partials(conn, where, query.group_by, query.bucket_s, lo=end * HOUR),
+                 lambda unit: unit)
+        # Whole hours: versions first (see the module docstring), then blocks.
+        h = request_hours.c
+        stmt = sa.select(h.hour, h.version)
+        if first is not None:
+            stmt = stmt.where(h.hour >= first)
+        if end is not None:
+            stmt = stmt.where(h.hour < end)
+        versions: dict[int, int] = {hour: version for hour, version in conn.execute(stmt)}
+        stamps: dict[int, list[tuple[int, int]]] = {}
+        for hour in sorted(versions):
+            stamps.setdefault(hour // per_bucket, []).append((hour, versions[hour]))
+        edged = {bucket for bucket, _ in edges}
+        rows: list[StatsRow] = []
+        merged: dict[Key, Partial] = {}
+        missing: list[int] = []
+        computed: list[int] = []  # buckets of whole hours whose rows are made now
+        with self._lock:
+            for bucket, stamp in stamps.items():
+                # A bucket of whole hours that have not changed: its rows as they were.
+                done = self._rows.get((signature, per_bucket, bucket))
+                if bucket not in edged and done is not None and done[0] == stamp:
+                    self._rows.move_to_end((signature, per_bucket, bucket))
+                    rows += done[1]
+                    continue
+                if bucket not in edged:
+                    computed.append(bucket)
+                for hour, version in stamp:
+                    block = self._blocks.get((signature, hour))
+                    if block is not None and block.version == version:
+                        self._blocks.move_to_end((signature, hour))
+                        _add(merged, {(hour, g): p for g, p in block.groups.items()},
+                             lambda unit: unit // per_bucket)
+                    else:
+                        missing.append(hour)
+            self.hits += len(versions) - len(missing)
+            self.misses += len(missing)
+        for lo, hi in _runs(missing):
+            found = partials(conn, rest, query.group_by, HOUR, lo * HOUR, hi * HOUR)
+            _add(merged, found, lambda unit: unit // per_bucket)
+            by_hour: dict[int, dict[str | None, Partial]] = {hour: {} for hour in range(lo, hi)}
+            for (hour, grp), part in found.items():
+                by_hour[hour][grp] = part
+            self._keep(signature, by_hour, versions)
+        _add(merged, edges, lambda unit: unit)
+        fresh: dict[int, list[StatsRow]] = {bucket: [] for bucket in computed}
+        for key, part in merged.items():
+            row = stats_row(key, query.bucket_s, part)
+            rows.append(row)
+            if key[0] in fresh:
+                fresh[key[0]].append(row)
+        self._keep_rows(signature, per_bucket, {b: (stamps[b], r) for b, r in fresh.items()})
+        rows.sort(key=lambda row: (row.bucket_start, row.group is not None, row.group or ""))
+        return rows
+
+    @staticmethod
+    def _signature(group_by: str | None, where: RequestFilter) -> tuple[Any, ...]:
+        return (group_by, where.model, where.deployment, where.key_id, where.team,
+                where.end_user, where.session_id, where.status, tuple(sorted(where.tags.items())))
+
+    def _keep(self, signature: tuple[Any, ...], blocks: dict[int, dict[str | None, Partial]],
+              versions: Mapping[int, int]) -> None:
+        with self._lock:
+            for hour, groups in blocks.items():
+                key = (signature, hour)
+                old = self._blocks.pop(key, None)
+                if old is not None:
+                    self._values -= old.values
+                values = sum(p.values for p in groups.values())
+                self._blocks[key] = _Block(versions[hour], groups, values)
+                self._values += values
+            while self._values > self.max_values and self._blocks:
+                _, dropped = self._blocks.popitem(last=False)
+                self._values -= dropped.values
+
+    def _keep_rows(self, signature: tuple[Any, ...], per_bucket: int,
+                   buckets: dict[int, tuple[list[tuple[int, int]], list[StatsRow]]]) -> None:
+        with self._lock:
+            for bucket, done in buckets.items():
+                old = self._rows.pop((signature, per_bucket, bucket), None)
+                if old is not None:
+                    self._row_count -= len(old[1])
+                self._rows[(signature, per_bucket, bucket)] = done
+                self._row_count += len(done[1])
+            while self._row_count > self.max_rows and self._rows:
+                _, dropped = self._rows.popitem(last=False)
+                self._row_count -= len(dropped[1])
