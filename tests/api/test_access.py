@@ -62,7 +62,8 @@ def test_the_admin_key_also_works_on_the_api(gw: GatewayThread) -> None:
 
 
 def test_admin_endpoints_refuse_client_keys(gw: GatewayThread) -> None:
-    for token, status in (("sk-all-000002", 401), (None, 401), (ADMIN, 200)):
+    # A client key (role app) is known but not allowed there: 403; no key or a wrong one: 401.
+    for token, status in (("sk-all-000002", 403), ("sk-wrong-key", 401), (None, 401), (ADMIN, 200)):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         req = urllib.request.Request(gw.url + "/api/deployments", headers=headers)
         try:

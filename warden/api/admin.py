@@ -1,9 +1,8 @@
-"""The admin API under /api: reload, deployment state, the running config (secrets hidden)."""
+"""The admin API under /api: reload, deployment state, the running config (secrets hidden);
+and ``authorize``, the one check of who may call what under /api."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from pathlib import Path
 from typing import Any
@@ -12,16 +11,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from warden.access.roles import Action, Principal
 from warden.api.responses import JSON, error_response
 from warden.config import load_config
-from warden.errors import (
-    AuthenticationFailed,
-    ConfigError,
-    InvalidRequest,
-    PermissionDenied,
-    WardenError,
-)
-from warden.pipeline.authenticate import bearer
+from warden.errors import ConfigError, InvalidRequest, PermissionDenied, WardenError
 from warden.runtime import RuntimeHolder
 
 log = logging.getLogger("warden.admin")
@@ -38,19 +31,25 @@ def redact(value: Any) -> Any:
     return value
 
 
-def authorize_admin(holder: RuntimeHolder, request: Request) -> None:
-    """Raise unless the request carries the admin key."""
-    admin = holder.current.admin_key
-    if not admin:
+def authorize(holder: RuntimeHolder, request: Request, action: Action) -> Principal:
+    """The key behind the request, if its role grants ``action`` (see warden.access.roles).
+
+    401 without a valid key (missing, unknown or revoked); 403 for a role that may not, and
+    when no key could ever be valid (no admin key and no client key exist)."""
+    auth = holder.current.authenticate
+    if not auth.has_admin and auth.open:
         raise PermissionDenied(
-            "No admin key is configured: set WARDEN_ADMIN_KEY or admin_key in warden.yaml."
+            "No admin key is configured: set WARDEN_ADMIN_KEY or admin_key in warden.yaml "
+            "(or create a key with 'warden keys create --role admin')."
         )
-    token = bearer(request.headers.get("authorization"))
-    if token is None:
-        raise AuthenticationFailed("Missing admin key: send 'Authorization: Bearer <admin key>'.")
-    if not hmac.compare_digest(hashlib.sha256(token.encode()).digest(),
-                               hashlib.sha256(admin.encode()).digest()):
-        raise AuthenticationFailed("Invalid admin key.")
+    who = auth.resolve(request.headers)
+    who.require(action)
+    return who
+
+
+def authorize_admin(holder: RuntimeHolder, request: Request) -> Principal:
+    """The key behind the request, if it is an admin's."""
+    return authorize(holder, request, "administer")
 
 
 class AdminApi:
@@ -67,7 +66,7 @@ class AdminApi:
 
     async def reload(self, request: Request) -> Response:
         try:
-            authorize_admin(self._holder, request)
+            authorize(self._holder, request, "operate")
             result = await reload_from_file(self._holder, self._config_path)
         except WardenError as exc:
             return error_response(exc)
@@ -75,7 +74,7 @@ class AdminApi:
 
     async def deployments(self, request: Request) -> Response:
         try:
-            authorize_admin(self._holder, request)
+            authorize(self._holder, request, "read")
         except WardenError as exc:
             return error_response(exc)
         rt = self._holder.current
@@ -93,7 +92,7 @@ class AdminApi:
 
     async def config(self, request: Request) -> Response:
         try:
-            authorize_admin(self._holder, request)
+            authorize(self._holder, request, "read")
         except WardenError as exc:
             return error_response(exc)
         return JSON(redact(self._holder.current.config.model_dump(mode="json")))

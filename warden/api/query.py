@@ -1,4 +1,9 @@
-"""The query API under /api (admin key): stored requests, statistics and feedback."""
+"""The query API under /api: stored requests, statistics and feedback.
+
+Reading needs a role that may read (admin, operator, viewer), feedback one that may operate
+(admin, operator). A key that is not an admin and has a team sees only its team's records: the
+team filter is forced (asking for another team is a 403), and another team's request is
+answered as unknown (404)."""
 
 from __future__ import annotations
 
@@ -12,12 +17,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from warden.api.admin import authorize_admin
+from warden.access.roles import Principal
+from warden.api.admin import authorize
 from warden.api.responses import JSON, error_response
-from warden.errors import InvalidRequest, NotFound, WardenError
+from warden.errors import InvalidRequest, NotFound, PermissionDenied, WardenError
 from warden.observe.resources import Sample
 from warden.runtime import RuntimeHolder
-from warden.store.base import RequestFilter, StatsQuery, Store
+from warden.store.base import RequestDetail, RequestFilter, StatsQuery, Store
 
 T = TypeVar("T")
 _FILTERS = {"model": "model", "deployment": "deployment", "key": "key_id", "team": "team",
@@ -35,8 +41,9 @@ def _number(params: Any, name: str) -> float | None:
                              param=name) from None
 
 
-def request_filter(params: Any) -> RequestFilter:
-    """The filter described by query parameters (``tag`` may repeat, as key:value)."""
+def request_filter(params: Any, who: Principal | None = None) -> RequestFilter:
+    """The filter described by query parameters (``tag`` may repeat, as key:value), limited to
+    the team of ``who`` when its reading is limited to one."""
     tags: dict[str, str] = {}
     for tag in params.getlist("tag"):
         key, sep, value = tag.partition(":")
@@ -44,6 +51,13 @@ def request_filter(params: Any) -> RequestFilter:
             raise InvalidRequest(f"'tag' must be key:value; got {tag!r}", param="tag")
         tags[key.lower()] = value
     fields = {attr: params.get(name) for name, attr in _FILTERS.items() if params.get(name)}
+    if who is not None and who.team_scope is not None:
+        scope = who.team_scope
+        if fields.get("team", scope) != scope:
+            raise PermissionDenied(
+                f"The key '{who.name}' ({who.id}) reads only the records of team '{scope}'; "
+                f"leave out team= or ask for team={scope}.", param="team", code="team_not_allowed")
+        fields["team"] = scope
     return RequestFilter(since=_number(params, "since"), until=_number(params, "until"),
                          tags=tags, **fields)
 
@@ -66,7 +80,7 @@ class QueryApi:
 
     async def resources(self, request: Request) -> Response:
         try:
-            authorize_admin(self._holder, request)
+            authorize(self._holder, request, "read")
         except WardenError as exc:
             return error_response(exc)
         return JSON({"data": [dataclasses.asdict(s) for s in self._resources()]})
@@ -76,8 +90,8 @@ class QueryApi:
 
     async def requests(self, request: Request) -> Response:
         try:
-            authorize_admin(self._holder, request)
-            where = request_filter(request.query_params)
+            who = authorize(self._holder, request, "read")
+            where = request_filter(request.query_params, who)
             limit = int(_number(request.query_params, "limit") or 50)
             cursor = request.query_params.get("cursor") or None
             page = await self._run(lambda: self._store.query(where, cursor, limit))
@@ -89,25 +103,30 @@ class QueryApi:
     async def request(self, request: Request) -> Response:
         rid = request.path_params["request_id"]
         try:
-            authorize_admin(self._holder, request)
-            detail = await self._run(lambda: self._store.get(rid))
-            if detail is None:
-                raise NotFound(f"No stored request has id '{rid}' (it may not be written yet, "
-                               "or retention removed it).", code="request_not_found")
+            detail = await self._detail(authorize(self._holder, request, "read"), rid)
         except WardenError as exc:
             return error_response(exc)
         return JSON({"record": dataclasses.asdict(detail.record),
                      "payload": dataclasses.asdict(detail.payload) if detail.payload else None,
                      "feedback": [dataclasses.asdict(f) for f in detail.feedback]})
 
+    async def _detail(self, who: Principal, rid: str) -> RequestDetail:
+        """A stored request that ``who`` may read; NotFound for another team's, as for one
+        that does not exist."""
+        detail = await self._run(lambda: self._store.get(rid))
+        if detail is None or who.team_scope not in (None, detail.record.team):
+            raise NotFound(f"No stored request has id '{rid}' (it may not be written yet, "
+                           "or retention removed it).", code="request_not_found")
+        return detail
+
     async def stats(self, request: Request) -> Response:
         try:
-            authorize_admin(self._holder, request)
+            who = authorize(self._holder, request, "read")
             params = request.query_params
             group = params.get("group_by") or None
             query = StatsQuery(bucket_s=_number(params, "bucket") or 60.0,
                                group_by=group,  # type: ignore[arg-type]  # validated by StatsQuery
-                               where=request_filter(params))
+                               where=request_filter(params, who))
             rows = await self._run(lambda: self._store.stats(query))
         except WardenError as exc:
             return error_response(exc)
@@ -115,7 +134,7 @@ class QueryApi:
 
     async def feedback(self, request: Request) -> Response:
         try:
-            authorize_admin(self._holder, request)
+            who = authorize(self._holder, request, "operate")
             try:
                 body = orjson.loads(await request.body())
             except orjson.JSONDecodeError:
@@ -126,6 +145,8 @@ class QueryApi:
             score = body.get("score")
             if score is not None and not isinstance(score, int | float):
                 raise InvalidRequest("'score' must be a number.", param="score")
+            if who.team_scope is not None:
+                await self._detail(who, body["request_id"])
             fid = await self._run(lambda: self._store.add_feedback(
                 body["request_id"], score=score, label=body.get("label"),
                 comment=body.get("comment"), source=str(body.get("source") or "api")))

@@ -17,7 +17,7 @@ class Authorize:
         key = ctx.key
         if key is not None and key.models is not None and ctx.model not in key.models:
             raise PermissionDenied(
-                f"The key '{key.name}' may not use model '{ctx.model}'; "
+                f"The key '{key.name}' ({key.id}) may not use model '{ctx.model}'; "
                 f"it may use: {', '.join(key.models) or 'no models'}.",
                 param="model", code="model_not_allowed",
             )
