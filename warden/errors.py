@@ -2,6 +2,7 @@
 
     WardenError                      base: status, type, code, param, message
     ├── InvalidRequest        400    invalid_request_error  (malformed body, bad parameter)
+    │   └── ContentBlocked    400    content_blocked: a guard policy refused the prompt or answer
     ├── AuthenticationFailed  401    authentication_error
     ├── PermissionDenied      403    permission_error
     ├── NotFound              404    not_found_error         (unknown model, unknown route)
@@ -69,6 +70,13 @@ class ConfigError(Exception):
 class InvalidRequest(WardenError):
     status = 400
     type = "invalid_request_error"
+
+
+class ContentBlocked(InvalidRequest):
+    """A guard policy refused the prompt or withheld the answer. The message never repeats what
+    was found: the record (by request id) tells an administrator."""
+
+    code = "content_blocked"
 
 
 class AuthenticationFailed(WardenError):

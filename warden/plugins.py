@@ -7,7 +7,7 @@ import importlib
 import pluggy
 
 from warden import hookspecs
-from warden.config import hint
+from warden.config import did_you_mean
 from warden.errors import ConfigError
 from warden.guard.base import Scanner
 from warden.providers.base import Provider
@@ -18,6 +18,10 @@ DEFAULT_PLUGINS = (
     "warden.providers.fake",
     "warden.providers.local",
     "warden.providers.local_embedding",
+    *(f"warden.guard.scanners.{name}" for name in (
+        "banned", "canary", "hidden_text", "injection", "json_schema", "pii", "refusal", "secrets",
+        "token_limit", "toxicity",
+    )),
 )
 
 
@@ -52,7 +56,7 @@ class ProviderRegistry:
         cls = self._by_name.get(name)
         if cls is None:
             raise ConfigError(
-                f"{where}: unknown provider '{name}'{hint(name, self.names())} "
+                f"{where}: unknown provider '{name}'{did_you_mean(name, self.names())} "
                 f"(installed providers: {', '.join(self.names())})"
             )
         return cls
@@ -78,7 +82,7 @@ class ScannerRegistry:
         cls = self._by_name.get(name)
         if cls is None:
             raise ConfigError(
-                f"{where}: unknown scanner '{name}'{hint(name, self.names())} "
+                f"{where}: unknown scanner '{name}'{did_you_mean(name, self.names())} "
                 f"(installed scanners: {', '.join(self.names())})"
             )
         return cls

@@ -60,13 +60,16 @@ class Scanner(abc.ABC):
 
     ``name`` is what the config calls it (``scanners: [{name: pii}]``); ``directions`` says
     where it makes sense. ``blocking`` is True for a scanner slow enough (an NER model) that the
-    gateway should run it in a worker thread rather than on the event loop.
+    gateway should run it in a worker thread rather than on the event loop. ``whole_text`` is
+    True for a scanner whose verdict needs the complete text (JSON validity): on a streamed
+    answer it runs once, at the end, instead of on each held-back window.
     """
 
     name: ClassVar[str]
     directions: ClassVar[frozenset[Where]] = frozenset({"input", "output"})
     options_model: ClassVar[type[ScannerOptions]] = ScannerOptions
     blocking: ClassVar[bool] = False
+    whole_text: ClassVar[bool] = False
 
     def __init__(self, options: ScannerOptions) -> None:
         self.options = options

@@ -28,6 +28,7 @@ class Behaviour:
     chunk_delay_s: float = 0.0
     die_after_chunks: int | None = None
     reply: str | None = None
+    echo_role: str = "user"  # whose last message the answer repeats ("system": a leaky model)
     retry_after: str | None = None
 
 
@@ -112,7 +113,7 @@ class FakeOpenAIUpstream:
     async def _chat(self, body: dict[str, Any], out: Responder) -> None:
         messages = body.get("messages") or []
         last: dict[str, Any] = next(
-            (m for m in reversed(messages) if m.get("role") == "user"), {})
+            (m for m in reversed(messages) if m.get("role") == self.behaviour.echo_role), {})
         content = last.get("content")
         text = content if isinstance(content, str) else ""
         words, finish = self._answer(body, text)

