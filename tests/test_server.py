@@ -87,4 +87,5 @@ def test_public_bind_needs_keys_or_an_explicit_override() -> None:
     assert "WARNING" in check_bind(bare, "0.0.0.0", allow_public=True)
     assert "loopback only" in check_bind(bare, "127.0.0.1", allow_public=False)
     keyed = parse_config({"keys": [{"key": "sk-123456789"}]}, env={})
-    assert "1 client key" in check_bind(keyed, "0.0.0.0", allow_public=False)
+    assert "1 in the config" in check_bind(keyed, "0.0.0.0", allow_public=False)
+    assert "in the store" in check_bind(bare, "0.0.0.0", allow_public=False, stored_keys=True)

@@ -17,7 +17,10 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from warden.access.roles import Role
 from warden.errors import ConfigError
+from warden.guard.settings import GuardSettings
+from warden.limits.settings import Budget, Limits
 
 Strategy = Literal["weighted", "round-robin", "least-latency", "least-in-flight"]
 
@@ -114,6 +117,9 @@ class ModelRoute(_Model):
     name: str = Field(description="What clients send as \"model\".")
     routing: Routing = Field(default_factory=Routing, description="Routing and resilience.")
     deployments: list[Deployment] = Field(min_length=1, description="Where it is served from.")
+    guard: str | None = Field(
+        None, description="The guard policy of this model's requests (a name in guard.policies)."
+    )
 
     @model_validator(mode="after")
     def _unique_deployments(self) -> ModelRoute:
@@ -125,12 +131,30 @@ class ModelRoute(_Model):
         return self
 
 
+PayloadPolicy = Literal["full", "redacted", "none"]
+
+
 class ClientKey(_Model):
-    """A client API key listed in the config (the key store replaces this list later)."""
+    """A client API key listed in the config (keys can also be kept in the store:
+    ``warden keys create`` or ``POST /api/keys``)."""
 
     key: str = Field(min_length=8, description="The bearer token clients send.")
-    name: str = Field("default", description="A label for logs and records.")
+    name: str = Field("default", description="A label for logs and records; the key's id in "
+                      "records and the API.")
     models: list[str] | None = Field(None, description="Allowed public models; unset means all.")
+    role: Role = Field("app", description="What the key may do: admin, operator, viewer or app "
+                       "(only /v1).")
+    team: str | None = Field(None, description="The team of the key's requests; a key that is "
+                             "not an admin reads only its team's records.")
+    tags: dict[str, str] = Field(
+        default_factory=dict, description="Tags added to the record of each request of the key."
+    )
+    payloads: PayloadPolicy | None = Field(
+        None, description="Overrides store.payloads for the key's requests: full, redacted, none."
+    )
+    guard: str | None = Field(
+        None, description="The guard policy of this key's requests; overrides the model's."
+    )
 
 
 class Server(_Model):
@@ -147,12 +171,12 @@ class Server(_Model):
     max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest request body accepted."
     )
+    region: str | None = Field(
+        None, description="The region or zone of this replica, written into each record."
+    )
     data_dir: str = Field(
         "data", description="Folder for the embedded database and the recorder's spool file."
     )
-
-
-PayloadPolicy = Literal["full", "redacted", "none"]
 
 
 class StoreSettings(_Model):
@@ -203,6 +227,9 @@ class Config(_Model):
     tracing: TracingSettings = Field(
         default_factory=TracingSettings, description="OpenTelemetry trace export."
     )
+    guard: GuardSettings = Field(
+        default_factory=GuardSettings, description="Guardrail policies (scanners and actions)."
+    )
     admin_key: str | None = Field(
         None, description="Bearer token for /api/...; WARDEN_ADMIN_KEY overrides it."
     )
@@ -210,6 +237,12 @@ class Config(_Model):
         default_factory=list, description="Client keys; with none, /v1 is open (loopback only)."
     )
     models: list[ModelRoute] = Field(default_factory=list, description="Public models.")
+    limits: Limits = Field(
+        default_factory=Limits, description="Requests and tokens per minute, and where counts live."
+    )
+    budgets: list[Budget] = Field(
+        default_factory=list, description="Spend in USD per key or team per calendar period."
+    )
 
     @field_validator("models")
     @classmethod
@@ -231,6 +264,17 @@ class Config(_Model):
                 if fb not in names:
                     raise ValueError(f"{where}: model '{m.name}' falls back to unknown model "
                                      f"'{fb}'{hint(fb, names)}")
+        return self
+
+    @model_validator(mode="after")
+    def _guard_policies_exist(self) -> Config:
+        names = set(self.guard.policies)
+        refs = [(f"models[{i}].guard", m.guard) for i, m in enumerate(self.models)]
+        refs += [(f"keys[{i}].guard", k.guard) for i, k in enumerate(self.keys)]
+        for where, name in refs:
+            if name is not None and name not in names:
+                raise ValueError(f"{where}: unknown guard policy '{name}'{hint(name, names)} "
+                                 f"(guard.policies defines: {', '.join(sorted(names)) or 'none'})")
         return self
 
     def model(self, name: str) -> ModelRoute | None:
@@ -330,11 +374,17 @@ def _describe(exc: ValidationError) -> str:
     return "invalid config:\n  " + "\n  ".join(lines)
 
 
+def did_you_mean(word: str, candidates: set[str] | list[str]) -> str:
+    """'; did you mean ...?' for the closest candidate, or nothing."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
 def hint(word: str, candidates: set[str] | list[str]) -> str:
     """'; did you mean ...?' for the closest candidate, or the list of valid ones."""
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    close = did_you_mean(word, candidates)
     if close:
-        return f"; did you mean '{close[0]}'?"
+        return close
     if candidates:
         return f"; valid keys here: {', '.join(sorted(candidates))}"
     return ""

@@ -12,15 +12,21 @@ from collections.abc import Mapping
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from warden.access.keyring import Keyring
 from warden.config import Config, hint
 from warden.errors import ConfigError
+from warden.guard.policy import Policies
+from warden.limits.limiter import Limiter
+from warden.limits.rules import Policy
 from warden.observe.pricing import PriceTable
+from warden.pipeline.admit import Admit
 from warden.pipeline.authenticate import Authenticate
 from warden.pipeline.authorize import Authorize
 from warden.pipeline.call import RouteAndCall
+from warden.pipeline.guard import Guard
 from warden.pipeline.parse import ParseBody
 from warden.pipeline.stage import Pipeline
-from warden.plugins import ProviderRegistry
+from warden.plugins import ProviderRegistry, ScannerRegistry, make_plugin_manager
 from warden.routing.breaker import CircuitBreaker
 from warden.routing.deployment import LiveDeployment, resolve_timeouts
 from warden.routing.health import HealthChecker
@@ -33,15 +39,21 @@ class Runtime:
     """One generation of the gateway's moving parts."""
 
     def __init__(self, config: Config, admin_key: str | None, routers: dict[str, ModelRouter],
-                 rng: random.Random) -> None:
+                 rng: random.Random, policies: Policies | None = None,
+                 keyring: Keyring | None = None, limiter: Limiter | None = None) -> None:
         self.config = config
         self.admin_key = admin_key
+        self.keyring = keyring  # the store's keys: one per process, shared by every runtime
+        self.limiter = limiter or Limiter()  # its counts: one per process, like the keyring
         self.dispatcher = Dispatcher(routers, rng)
-        self.authenticate = Authenticate(config.keys, admin_key)
+        self.authenticate = Authenticate(config.keys, admin_key, keyring)
         self.pipeline = Pipeline([
             self.authenticate,
             ParseBody(),
             Authorize(self.dispatcher),
+            Admit(Policy(config.limits, config.budgets), self.limiter, self.dispatcher),
+            *([Guard(policies, config.guard.stream_holdback_chars, config.guard.block_status)]
+              if policies else []),
             RouteAndCall(self.dispatcher),
         ])
         self.health = HealthChecker([
@@ -99,9 +111,17 @@ def admin_key_of(config: Config, env: Mapping[str, str] | None = None) -> str | 
 
 def build_runtime(config: Config, registry: ProviderRegistry, previous: Runtime | None = None,
                   env: Mapping[str, str] | None = None,
-                  prices: PriceTable | None = None) -> Runtime:
+                  prices: PriceTable | None = None,
+                  scanners: ScannerRegistry | None = None,
+                  keyring: Keyring | None = None,
+                  limiter: Limiter | None = None) -> Runtime:
     """Build a runtime, reusing live deployments of ``previous`` whose config is unchanged
-    (they keep their connection pools, breakers and latency estimates)."""
+    (they keep their connection pools, breakers and latency estimates). ``keyring`` (the
+    store's API keys) defaults to the previous runtime's. Guard scanners are
+    built here, so a bad scanner option fails the start or the reload, not a request."""
+    policies = None
+    if config.guard.policies:
+        policies = Policies(config, scanners or ScannerRegistry(make_plugin_manager()))
     old: dict[tuple[object, ...], LiveDeployment] = {}
     if previous is not None:
         old = {d.signature: d for d in previous.deployments}
@@ -137,7 +157,12 @@ def build_runtime(config: Config, registry: ProviderRegistry, previous: Runtime 
                 price=prices.for_deployment(dep, dep.model or route.name),
             ))
         routers[route.name] = ModelRouter(route, live, rng)
-    return Runtime(config, admin_key_of(config, env), routers, rng)
+    if keyring is None and previous is not None:
+        keyring = previous.keyring
+    if limiter is None and previous is not None:
+        limiter = previous.limiter
+    return Runtime(config, admin_key_of(config, env), routers, rng, policies, keyring=keyring,
+                   limiter=limiter)
 
 
 def _canonical(model: BaseModel) -> bytes:
@@ -148,9 +173,11 @@ class RuntimeHolder:
     """Holds the current runtime and swaps it atomically on reload."""
 
     def __init__(self, runtime: Runtime, registry: ProviderRegistry, drain_timeout_s: float,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None,
+                 scanners: ScannerRegistry | None = None) -> None:
         self.current = runtime
         self.registry = registry
+        self.scanners = scanners
         self.drain_timeout_s = drain_timeout_s
         self.generation = 1
         self._env = env
@@ -165,7 +192,8 @@ class RuntimeHolder:
             if config.server != old.config.server:
                 log.warning("reload: changes to the server section take effect at the next "
                             "restart; everything else is live now")
-            new = build_runtime(config, self.registry, previous=old, env=self._env)
+            new = build_runtime(config, self.registry, previous=old, env=self._env,
+                                scanners=self.scanners)
             carried = set(old.deployments)
             try:
                 await new.start(skip=carried)

@@ -29,17 +29,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(config: Config, host: str, allow_public: bool) -> str:
-    """Refuse a public bind without client keys; return a line that says how access works."""
-    if config.keys:
-        return f"{len(config.keys)} client key(s) required on /v1."
+def check_bind(config: Config, host: str, allow_public: bool, stored_keys: bool = False) -> str:
+    """Refuse a public bind without client keys (in the config, or ``stored_keys`` in the
+    store); return a line that says how access works."""
+    if config.keys or stored_keys:
+        where = [f"{len(config.keys)} in the config"] if config.keys else []
+        where += ["some in the store"] if stored_keys else []
+        return f"client keys required on /v1 ({' and '.join(where)})."
     if is_loopback(host):
         return "no client keys configured: /v1 is open, so the gateway serves on loopback only."
     if allow_public or config.server.allow_public_without_keys:
         return f"WARNING: no client keys configured and bound to {host}: anyone who reaches it can use it."
     raise ConfigError(
         f"refusing to bind {host} with no client keys: anyone could use the gateway. "
-        "Add keys: to warden.yaml, bind 127.0.0.1, or pass --allow-public-without-keys."
+        "Add keys: to warden.yaml (or create one with 'warden keys create'), bind 127.0.0.1, "
+        "or pass --allow-public-without-keys."
     )
 
 
@@ -62,8 +66,9 @@ def serve(config: Config, *, config_path: Path | None, host: str | None, port: i
     """Serve until SIGINT/SIGTERM; SIGHUP reloads the config file."""
     host = host or config.server.host
     port = config.server.port if port is None else port
-    access = check_bind(config, host, allow_public)
     app = create_app(config, config_path=config_path, handle_sighup=True)
+    keyring = app.state.keyring
+    access = check_bind(config, host, allow_public, keyring is not None and keyring.has_keys)
     server = uvicorn.Server(uvicorn_config(app, host, port, config.server.drain_timeout_s,
                                            log_level))
     shown = f"[{host}]" if ":" in host else host

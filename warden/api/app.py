@@ -15,7 +15,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from warden.access.keyring import Keyring
 from warden.api.admin import AdminApi, reload_from_file
+from warden.api.keys import KeysApi
 from warden.api.metrics import metrics_endpoint
 from warden.api.openai import OpenAIApi
 from warden.api.query import QueryApi
@@ -27,11 +29,14 @@ from warden.api.responses import (
 )
 from warden.config import Config
 from warden.errors import WardenError
+from warden.limits.limiter import Limiter
+from warden.limits.metrics import LimitMetrics
 from warden.observe.keeper import RecordKeeper
 from warden.observe.metrics import GatewayMetrics
 from warden.observe.resources import ResourceSampler
-from warden.plugins import ProviderRegistry, make_plugin_manager
+from warden.plugins import ProviderRegistry, ScannerRegistry, make_plugin_manager
 from warden.runtime import RuntimeHolder, build_runtime
+from warden.store.base import Store
 
 log = logging.getLogger("warden")
 
@@ -44,25 +49,34 @@ def create_app(
     env: Mapping[str, str] | None = None,
     handle_sighup: bool = False,
     keeper: RecordKeeper | None = None,
+    limiter: Limiter | None = None,
 ) -> Starlette:
     """The gateway app for ``config``. ``config_path`` is what reloads read again.
 
     ``keeper`` records every request; by default one is opened on the configured store (its
     migrations run here, so an unreachable database fails now, with a clear StoreError)."""
-    registry = registry or ProviderRegistry(make_plugin_manager())
-    holder = RuntimeHolder(build_runtime(config, registry, env=env), registry,
-                           drain_timeout_s=config.server.drain_timeout_s, env=env)
+    pm = make_plugin_manager()
+    registry = registry or ProviderRegistry(pm)
+    scanners = ScannerRegistry(pm)
     keeper = keeper or RecordKeeper.open(config)
+    keyring = open_keyring(keeper.store)
+    limiter = limiter or Limiter()  # its counts outlive reloads, like the keyring
+    holder = RuntimeHolder(build_runtime(config, registry, env=env, scanners=scanners,
+                                         keyring=keyring, limiter=limiter), registry,
+                           drain_timeout_s=config.server.drain_timeout_s, env=env,
+                           scanners=scanners)
     metrics = GatewayMetrics(lambda: holder.current.deployments,
                              lambda: holder.current.in_flight, keeper.recorder.stats)
     keeper.observers.append(metrics.observe)
     resources = ResourceSampler()
     metrics.registry.register(resources)
+    metrics.registry.register(LimitMetrics(limiter.stats))
     if keeper.tracer is not None:
         metrics.registry.register(keeper.tracer)
     openai_api = OpenAIApi(holder, config.server.max_body_bytes, on_finish=keeper.finish)
     admin_api = AdminApi(holder, config_path)
     query_api = QueryApi(holder, keeper.store, lambda: list(resources.samples))
+    keys_api = KeysApi(holder, keyring)
 
     async def healthz(request: Request) -> Response:
         return JSON({"status": "ok"})
@@ -77,11 +91,15 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await keeper.start()
+        if keyring is not None:
+            await keyring.start()
         resources.start()
         try:
             await holder.current.start()
         except BaseException:
             await resources.stop()
+            if keyring is not None:
+                await keyring.close()
             await keeper.close()
             raise
         holder.current.health.start()
@@ -98,7 +116,10 @@ def create_app(
             if handle_sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
             await holder.close()
+            await limiter.aclose()
             await resources.stop()
+            if keyring is not None:
+                await keyring.close()
             await keeper.close()
 
     app = Starlette(
@@ -106,6 +127,7 @@ def create_app(
             *openai_api.routes(),
             *admin_api.routes(),
             *query_api.routes(),
+            *keys_api.routes(),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint(holder, metrics.registry), methods=["GET"]),
@@ -119,6 +141,8 @@ def create_app(
     )
     app.state.holder = holder
     app.state.keeper = keeper
+    app.state.limiter = limiter
+    app.state.keyring = keyring
     app.state.reloads = set()
     return app
 
@@ -128,3 +152,12 @@ async def _reload_logged(holder: RuntimeHolder, path: Path | None) -> None:
         await reload_from_file(holder, path)
     except WardenError as exc:
         log.error("SIGHUP reload failed: %s", exc.message)
+
+
+def open_keyring(store: Store) -> Keyring | None:
+    """The keyring of the API keys kept in ``store``, loaded now; None when it keeps none."""
+    if store.keys is None:
+        return None
+    keyring = Keyring(store.keys)
+    keyring.load()
+    return keyring

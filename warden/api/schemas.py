@@ -70,7 +70,8 @@ class EmbeddingRequest(_Body):
     model: str = Field(min_length=1)
     input: str | list[str] | list[int] | list[list[int]]
     encoding_format: Literal["float", "base64"] | None = None
-    dimensions: Annotated[int, Field(ge=1)] | None = None
+    # No embedding model has more than a few thousand; a huge value is a mistake, not a request.
+    dimensions: Annotated[int, Field(ge=1, le=65536)] | None = None
     user: str | None = None
 
     @model_validator(mode="after")

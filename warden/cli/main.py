@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from warden.cli.config import config_group
+from warden.cli.guard import guard_group
+from warden.cli.keys import keys_group
 from warden.cli.serve import serve_command
 
 
@@ -16,6 +18,8 @@ def cli() -> None:
 
 cli.add_command(serve_command)
 cli.add_command(config_group)
+cli.add_command(guard_group)
+cli.add_command(keys_group)
 
 
 def main() -> None:

@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from warden.config import ClientKey
+from warden.access.roles import Principal
 from warden.errors import WardenError
 from warden.observe.pricing import TokenPrice
+from warden.observe.record import Finding
 from warden.providers.base import ApiKind, Completion, Usage
 
 
@@ -61,7 +62,7 @@ class RequestContext:
     stream: bool = False
     started: float = field(default_factory=time.perf_counter)
     started_at: float = field(default_factory=time.time)
-    key: ClientKey | None = None
+    key: Principal | None = None  # None: /v1 is open (no client keys exist)
     include_usage: bool = False
     deployment: str | None = None
     provider: str | None = None
@@ -73,6 +74,8 @@ class RequestContext:
     usage: Usage | None = None
     ttft_s: float | None = None
     error: WardenError | None = None
+    original_body: dict[str, Any] | None = None  # the client's body, when a guard rewrote it
+    findings: list[Finding] = field(default_factory=list)
     stages: list[tuple[str, float, float]] = field(default_factory=list)
     """(stage name, start, end) in perf_counter seconds, for the trace's child spans."""
 
