@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.store.conftest import BACKENDS
 from tests.store.factory import BASE, full_record, make_record
 from warden.errors import InvalidRequest, NotFound
 from warden.observe.record import Payload, Record
@@ -335,3 +336,13 @@ def test_metadata_with_integers_past_64_bits_and_nested_values(store: SqlStore) 
     assert got is not None
     assert got.record.metadata == {"big": 2**70, "neg": -(2**65),
                                    "nested": {"list": [1, 2.5, None, "x"]}, "3": "int key"}
+
+
+@pytest.mark.parametrize("store_url", [b for b in BACKENDS if b == "postgres"], indirect=True)
+def test_postgres_connections_notice_a_vanished_server(store: SqlStore) -> None:
+    """TCP keepalives and a send timeout on every connection: a server gone without closing
+    (its host down, a partition) fails a query within seconds instead of holding the writer."""
+    with store.engine.connect() as conn:
+        params = conn.connection.dbapi_connection.info.get_parameters()  # type: ignore[union-attr]
+    assert params.get("keepalives_idle") == "10", params
+    assert params.get("tcp_user_timeout") == "30000", params

@@ -49,6 +49,11 @@ _CHECKPOINT_PAGES = 32 * 1024  # of 4 KiB
 _WAL_KEPT_BYTES = 64 * 2**20  # the WAL file is cut back to this after a checkpoint
 
 
+_PG_CONNECT: dict[str, Any] = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 10,
+                               "keepalives_interval": 5, "keepalives_count": 3,
+                               "tcp_user_timeout": 30_000}
+
+
 def engine_url(url: str) -> sa.URL:
     """The SQLAlchemy URL of a store URL: ``postgresql://`` means psycopg 3."""
     parsed = sa.make_url(url)
@@ -109,8 +114,11 @@ class SqlStore(Store):
         options: dict[str, Any] = {"json_serializer": rows.dumps}
         if self.dialect == "postgresql":
             options["pool_pre_ping"] = True
-            if "connect_timeout" not in parsed.query:
-                options["connect_args"] = {"connect_timeout": 10}
+            # A server that vanishes without closing (a crash of its host, a partition) would
+            # hold a query forever: TCP keepalives and a send timeout turn that into an error
+            # within ~30 s, which the recorder answers by spooling.
+            options["connect_args"] = {k: v for k, v in _PG_CONNECT.items()
+                                       if k not in parsed.query}
         try:
             self.engine = sa.create_engine(parsed, **options)
         except ModuleNotFoundError as exc:
