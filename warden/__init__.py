@@ -18,6 +18,7 @@ from warden.errors import (
     WardenError,
 )
 from warden.hookspecs import hookimpl
+from warden.lifecycle.integrity import IntegrityOutcome, ModelIntegrityError, SignedModelParams
 from warden.providers.base import (
     Completion,
     Provider,
@@ -33,13 +34,16 @@ __all__ = [
     "Config",
     "ConfigError",
     "Deployment",
+    "IntegrityOutcome",
     "InvalidRequest",
+    "ModelIntegrityError",
     "NotFound",
     "PermissionDenied",
     "Provider",
     "ProviderCall",
     "ProviderParams",
     "RateLimited",
+    "SignedModelParams",
     "Timeouts",
     "Unavailable",
     "UpstreamError",

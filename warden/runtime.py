@@ -16,6 +16,7 @@ from warden.access.keyring import Keyring
 from warden.config import Config, hint
 from warden.errors import ConfigError
 from warden.guard.policy import Policies
+from warden.lifecycle.integrity_log import IntegrityLog
 from warden.limits.limiter import Limiter
 from warden.limits.rules import Policy
 from warden.observe.pricing import PriceTable
@@ -40,11 +41,13 @@ class Runtime:
 
     def __init__(self, config: Config, admin_key: str | None, routers: dict[str, ModelRouter],
                  rng: random.Random, policies: Policies | None = None,
-                 keyring: Keyring | None = None, limiter: Limiter | None = None) -> None:
+                 keyring: Keyring | None = None, limiter: Limiter | None = None,
+                 integrity: IntegrityLog | None = None) -> None:
         self.config = config
         self.admin_key = admin_key
         self.keyring = keyring  # the store's keys: one per process, shared by every runtime
         self.limiter = limiter or Limiter()  # its counts: one per process, like the keyring
+        self.integrity = integrity or IntegrityLog()  # model checks: one per process, likewise
         self.dispatcher = Dispatcher(routers, rng)
         self.authenticate = Authenticate(config.keys, admin_key, keyring)
         self.pipeline = Pipeline([
@@ -68,10 +71,16 @@ class Runtime:
         return [d for r in self.dispatcher.routers.values() for d in r.deployments]
 
     async def start(self, skip: set[LiveDeployment] | None = None) -> None:
-        """Get every provider ready (load local models); the first failure is raised."""
+        """Get every provider ready (load local models); the first failure is raised. The
+        outcome of each model-integrity check made is recorded, failed or not."""
         pending = [d for d in self.deployments if not (skip and d in skip)]
         results = await asyncio.gather(*(d.provider.start() for d in pending),
                                        return_exceptions=True)
+        for dep in pending:
+            if dep.provider.integrity is not None:
+                self.integrity.record(dep.model, dep.id, dep.provider.integrity)
+            else:
+                self.integrity.forget(dep.model, dep.id)
         for dep, result in zip(pending, results, strict=True):
             if isinstance(result, BaseException):
                 log.error("deployment %s/%s could not start: %s", dep.model, dep.id, result)
@@ -114,11 +123,13 @@ def build_runtime(config: Config, registry: ProviderRegistry, previous: Runtime 
                   prices: PriceTable | None = None,
                   scanners: ScannerRegistry | None = None,
                   keyring: Keyring | None = None,
-                  limiter: Limiter | None = None) -> Runtime:
+                  limiter: Limiter | None = None,
+                  integrity: IntegrityLog | None = None) -> Runtime:
     """Build a runtime, reusing live deployments of ``previous`` whose config is unchanged
     (they keep their connection pools, breakers and latency estimates). ``keyring`` (the
-    store's API keys) defaults to the previous runtime's. Guard scanners are
-    built here, so a bad scanner option fails the start or the reload, not a request."""
+    store's API keys), ``limiter`` and ``integrity`` default to the previous runtime's. Guard
+    scanners are built here, so a bad scanner option fails the start or the reload, not a
+    request."""
     policies = None
     if config.guard.policies:
         policies = Policies(config, scanners or ScannerRegistry(make_plugin_manager()))
@@ -161,8 +172,10 @@ def build_runtime(config: Config, registry: ProviderRegistry, previous: Runtime 
         keyring = previous.keyring
     if limiter is None and previous is not None:
         limiter = previous.limiter
+    if integrity is None and previous is not None:
+        integrity = previous.integrity
     return Runtime(config, admin_key_of(config, env), routers, rng, policies, keyring=keyring,
-                   limiter=limiter)
+                   limiter=limiter, integrity=integrity)
 
 
 def _canonical(model: BaseModel) -> bytes:

@@ -1,4 +1,5 @@
-"""The admin API under /api: reload, deployment state, the running config (secrets hidden);
+"""The admin API under /api: reload, deployment state (with the last model-integrity check of
+each deployment that loads a model file), the running config (secrets hidden);
 and ``authorize``, the one check of who may call what under /api."""
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ class AdminApi:
                     "breaker_opened": d.breaker.opened_count, "healthy": d.healthy,
                     "in_flight": d.in_flight, "requests": d.requests, "failures": d.failures,
                     "latency_ewma_s": d.ewma_s, "last_error": d.last_error,
+                    "integrity": (o.to_json() if (o := rt.integrity.last(d.model, d.id))
+                                  else None),
                 })
         return JSON({"generation": self._holder.generation, "data": data})
 

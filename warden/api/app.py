@@ -29,6 +29,7 @@ from warden.api.responses import (
 )
 from warden.config import Config
 from warden.errors import WardenError
+from warden.lifecycle.integrity_log import IntegrityLog
 from warden.limits.limiter import Limiter
 from warden.limits.metrics import LimitMetrics
 from warden.observe.keeper import RecordKeeper
@@ -61,8 +62,10 @@ def create_app(
     keeper = keeper or RecordKeeper.open(config)
     keyring = open_keyring(keeper.store)
     limiter = limiter or Limiter()  # its counts outlive reloads, like the keyring
+    integrity = IntegrityLog()  # model-integrity checks, kept across reloads likewise
     holder = RuntimeHolder(build_runtime(config, registry, env=env, scanners=scanners,
-                                         keyring=keyring, limiter=limiter), registry,
+                                         keyring=keyring, limiter=limiter,
+                                         integrity=integrity), registry,
                            drain_timeout_s=config.server.drain_timeout_s, env=env,
                            scanners=scanners)
     metrics = GatewayMetrics(lambda: holder.current.deployments,
@@ -71,6 +74,7 @@ def create_app(
     resources = ResourceSampler()
     metrics.registry.register(resources)
     metrics.registry.register(LimitMetrics(limiter.stats))
+    metrics.registry.register(integrity)
     if keeper.tracer is not None:
         metrics.registry.register(keeper.tracer)
     openai_api = OpenAIApi(holder, config.server.max_body_bytes, on_finish=keeper.finish)

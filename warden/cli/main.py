@@ -7,6 +7,7 @@ import click
 from warden.cli.config import config_group
 from warden.cli.guard import guard_group
 from warden.cli.keys import keys_group
+from warden.cli.model import model_group
 from warden.cli.serve import serve_command
 
 
@@ -20,6 +21,7 @@ cli.add_command(serve_command)
 cli.add_command(config_group)
 cli.add_command(guard_group)
 cli.add_command(keys_group)
+cli.add_command(model_group)
 
 
 def main() -> None:

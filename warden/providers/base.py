@@ -11,12 +11,15 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from prometheus_client.core import Metric
 from pydantic import BaseModel, ConfigDict
 
 from warden.config import Deployment
+
+if TYPE_CHECKING:
+    from warden.lifecycle.integrity import IntegrityOutcome
 
 ApiKind = Literal["chat", "completion", "embedding"]
 
@@ -98,10 +101,14 @@ class Provider(abc.ABC):
     before yielding its first chunk where it can, and ends with a chunk carrying ``usage`` when
     the upstream reports it. Implementations create network resources lazily, inside the event
     loop that uses them, and release them in ``aclose``.
+
+    A provider that loads a model file checks it first (``warden.lifecycle.integrity``) and
+    keeps the outcome in ``integrity``, failed or not; the runtime records it after ``start``.
     """
 
     name: ClassVar[str]
     Params: ClassVar[type[ProviderParams]] = ProviderParams
+    integrity: IntegrityOutcome | None = None
 
     def __init__(self, deployment: Deployment, params: ProviderParams) -> None:
         self.deployment = deployment

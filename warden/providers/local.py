@@ -1,8 +1,9 @@
 """The ``local`` provider: a GGUF model run in-process by llama.cpp, with continuous batching.
 
-The model comes from the registry (an installed package) or a path; its SHA-256 is checked
-before it is loaded. Chat and text completions, streamed or not, with stop sequences,
-``max_tokens``, ``temperature``, ``top_p``, ``seed``, token usage and per-token logprobs.
+The model comes from the registry (an installed package) or a path; its SHA-256, and its
+Ed25519 signature when the deployment carries one, are checked before it is loaded. Chat and
+text completions, streamed or not, with stop sequences, ``max_tokens``, ``temperature``,
+``top_p``, ``seed``, token usage and per-token logprobs.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from pydantic import Field
 from warden.config import Deployment
 from warden.errors import InvalidRequest
 from warden.hookspecs import hookimpl
-from warden.lifecycle.integrity import verify
+from warden.lifecycle.integrity import ModelIntegrityError, SignedModelParams, verify
 from warden.lifecycle.registry import BUILTIN, resolve
 from warden.local.engine import EngineSettings, LlamaEngine
 from warden.providers.base import Completion, Provider, ProviderCall, ProviderParams, Usage
 
 
-class LocalParams(ProviderParams):
+class LocalParams(ProviderParams, SignedModelParams):
     model: str = Field("smollm2-135m-instruct",
                        description="A registered model name, or the path of a GGUF file.")
     sha256: str | None = Field(None, description="Expected SHA-256 of a GGUF file given by path.")
@@ -48,6 +49,7 @@ class LocalProvider(Provider):
         assert isinstance(params, LocalParams)
         self._p = params
         self._where = f"deployment '{deployment.id}'"
+        self._signature = params.signature_spec(f"{self._where} (provider local)")
         # The name answers carry: the configured upstream name, else the registered name, else
         # the file's stem (never a local path).
         self._public = deployment.model or (
@@ -68,7 +70,12 @@ class LocalProvider(Provider):
 
     async def _load(self) -> LlamaEngine:
         path, expected = resolve(self._p.model, self._p.sha256)
-        await asyncio.to_thread(verify, path, expected, self._where)
+        try:
+            self.integrity = await asyncio.to_thread(verify, path, expected, self._where,
+                                                     self._signature)
+        except ModelIntegrityError as exc:
+            self.integrity = exc.outcome
+            raise
         engine = LlamaEngine(EngineSettings(
             path=Path(path), n_parallel=self._p.n_parallel, ctx_per_slot=self._p.ctx_per_slot,
             threads=self._p.threads or len(os.sched_getaffinity(0)) or 1, max_queue=self._p.max_queue,

