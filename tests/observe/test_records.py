@@ -110,8 +110,10 @@ def test_each_request_leaves_one_record_with_its_fields(setup: Any, store_url: s
     failed = records["rec-failed"]
     assert (failed["status"], failed["http_status"]) == ("error", 502)
     assert [a["status"] for a in failed["attempts"]] == [500, 500]
+    assert failed["cost_usd"] == 0.0  # no provider answered: nothing billed, a known zero
 
     assert records["rec-404"]["http_status"] == 404
+    assert records["rec-404"]["cost_usd"] == 0.0
 
     detail = api(gw, "/api/requests/rec-stream")
     assert detail["payload"]["completion"] == "streamed words here"

@@ -46,7 +46,10 @@ def record_of(ctx: RequestContext, http_status: int, error: WardenError | None,
         tps = output_tokens / (latency - ctx.ttft_s)
     elif output_tokens and latency > 0:
         tps = output_tokens / latency
-    cost = ctx.price.cost(input_tokens, output_tokens, cached) if ctx.price and usage else None
+    if not any(200 <= a.status < 300 for a in ctx.attempts):
+        cost: float | None = 0.0  # no provider answered (refused, blocked, failed): nothing billed
+    else:
+        cost = ctx.price.cost(input_tokens, output_tokens, cached) if ctx.price and usage else None
     meta = _metadata(ctx.body)
     headers = ctx.headers
     key = ctx.key
