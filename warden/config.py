@@ -219,6 +219,24 @@ class TracingSettings(_Model):
     timeout_s: float = Field(10.0, gt=0, description="Time limit of one export call.")
 
 
+class UiSettings(_Model):
+    """The dashboard at /ui: its login sessions."""
+
+    session_secret: str | None = Field(
+        None, min_length=16, description="Signs the dashboard's session cookies (HMAC-SHA256); "
+        "use ${ENV}. Unset = a random secret per process: sessions end on restart, and replicas "
+        "behind one load balancer must share a set value."
+    )
+    session_hours: float = Field(
+        12.0, gt=0, le=720, description="How long a dashboard login lasts."
+    )
+
+    @field_validator("session_secret", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, secret: object) -> object:
+        return secret or None  # ${WARDEN_SESSION_SECRET:-} left empty
+
+
 class Config(_Model):
     """The whole of ``warden.yaml``."""
 
@@ -242,6 +260,9 @@ class Config(_Model):
     )
     budgets: list[Budget] = Field(
         default_factory=list, description="Spend in USD per key or team per calendar period."
+    )
+    ui: UiSettings = Field(
+        default_factory=UiSettings, description="The dashboard at /ui (login sessions)."
     )
 
     @field_validator("models")

@@ -35,6 +35,7 @@ class Keyring:
         self.refresh_s = refresh_s
         self.refresh_failures = 0
         self._keys: dict[bytes, tuple[StoredKey, Principal]] = {}
+        self._ids: dict[str, bytes] = {}  # key id -> token hash
         self._version: tuple[int, int] | None = None
         self._lock = threading.Lock()  # loads one at a time: a slow old read never wins
         self._used: dict[str, float] = {}
@@ -49,7 +50,19 @@ class Keyring:
         found = self._keys.get(hashed)
         if found is None:
             return None
-        key, principal = found
+        return self._use(*found)
+
+    def lookup(self, key_id: str) -> tuple[bytes, Principal] | None:
+        """The token hash and holder of the key with id ``key_id`` (a dashboard session's
+        key); None for an id not in the store. Raises AuthenticationFailed (401) for a revoked
+        key."""
+        hashed = self._ids.get(key_id)
+        found = None if hashed is None else self._keys.get(hashed)
+        if hashed is None or found is None:
+            return None
+        return hashed, self._use(*found)
+
+    def _use(self, key: StoredKey, principal: Principal) -> Principal:
         if key.revoked_at is not None:
             revoked = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(key.revoked_at))
             raise AuthenticationFailed(
@@ -73,7 +86,9 @@ class Keyring:
             if not force and self._version is not None and self.store.version() == self._version:
                 return False
             version, found = self.store.snapshot()
-            self._keys = {hashed: (key, key.principal()) for hashed, key in found}
+            keys = {hashed: (key, key.principal()) for hashed, key in found}
+            self._keys = keys
+            self._ids = {key.id: hashed for hashed, (key, _) in keys.items()}
             self._version = version
             return True
 

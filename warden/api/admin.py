@@ -14,13 +14,14 @@ from starlette.routing import Route
 
 from warden.access.roles import Action, Principal
 from warden.api.responses import JSON, error_response
+from warden.api.session import has_session, session_caller
 from warden.config import load_config
 from warden.errors import ConfigError, InvalidRequest, PermissionDenied, WardenError
 from warden.runtime import RuntimeHolder
 
 log = logging.getLogger("warden.admin")
 
-_SECRET_KEYS = {"api_key", "admin_key", "key"}
+_SECRET_KEYS = {"api_key", "admin_key", "key", "session_secret"}
 
 
 def redact(value: Any) -> Any:
@@ -33,17 +34,21 @@ def redact(value: Any) -> Any:
 
 
 def authorize(holder: RuntimeHolder, request: Request, action: Action) -> Principal:
-    """The key behind the request, if its role grants ``action`` (see warden.access.roles).
+    """The key behind the request, if its role grants ``action`` (see warden.access.roles):
+    the ``Authorization: Bearer`` key, or else the key of the dashboard session cookie
+    (``warden.api.session``: a change with the cookie must come from this host's pages).
 
-    401 without a valid key (missing, unknown or revoked); 403 for a role that may not, and
-    when no key could ever be valid (no admin key and no client key exist)."""
+    401 without a valid key (missing, unknown or revoked) or session; 403 for a role that may
+    not, for a cross-site change, and when no key could ever be valid (no admin key and no
+    client key exist)."""
     auth = holder.current.authenticate
     if not auth.has_admin and auth.open:
         raise PermissionDenied(
             "No admin key is configured: set WARDEN_ADMIN_KEY or admin_key in warden.yaml "
             "(or create a key with 'warden keys create --role admin')."
         )
-    who = auth.resolve(request.headers)
+    who = session_caller(holder, request) if has_session(request) else auth.resolve(
+        request.headers)
     who.require(action)
     return who
 

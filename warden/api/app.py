@@ -11,12 +11,16 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from warden.access.keyring import Keyring
+from warden.access.session import SessionSecrets
 from warden.api.admin import AdminApi, reload_from_file
+from warden.api.budgets import BudgetsApi
+from warden.api.findings import FindingsApi
 from warden.api.keys import KeysApi
 from warden.api.metrics import metrics_endpoint
 from warden.api.openai import OpenAIApi
@@ -27,6 +31,8 @@ from warden.api.responses import (
     handle_unexpected,
     handle_warden_error,
 )
+from warden.api.session import SessionCookies
+from warden.api.summary import SummaryApi
 from warden.config import Config
 from warden.errors import WardenError
 from warden.lifecycle.integrity_log import IntegrityLog
@@ -38,6 +44,7 @@ from warden.observe.resources import ResourceSampler
 from warden.plugins import ProviderRegistry, ScannerRegistry, make_plugin_manager
 from warden.runtime import RuntimeHolder, build_runtime
 from warden.store.base import Store
+from warden.ui.dashboard import Dashboard
 
 log = logging.getLogger("warden")
 
@@ -81,6 +88,11 @@ def create_app(
     admin_api = AdminApi(holder, config_path)
     query_api = QueryApi(holder, keeper.store, lambda: list(resources.samples))
     keys_api = KeysApi(holder, keyring)
+    aggregates: list[SummaryApi | FindingsApi | BudgetsApi] = [
+        SummaryApi(holder, keeper.store), FindingsApi(holder, keeper.store),
+        BudgetsApi(holder, keeper.store, limiter.stats)]
+    sessions = SessionSecrets()  # the dashboard's; one per process, like the keyring
+    dashboard = Dashboard(holder, keeper.store, sessions)
 
     async def healthz(request: Request) -> Response:
         return JSON({"status": "ok"})
@@ -98,9 +110,11 @@ def create_app(
         if keyring is not None:
             await keyring.start()
         resources.start()
+        await dashboard.start()
         try:
             await holder.current.start()
         except BaseException:
+            await dashboard.close()
             await resources.stop()
             if keyring is not None:
                 await keyring.close()
@@ -119,6 +133,7 @@ def create_app(
         finally:
             if handle_sighup:
                 loop.remove_signal_handler(signal.SIGHUP)
+            await dashboard.close()
             await holder.close()
             await limiter.aclose()
             await resources.stop()
@@ -132,6 +147,8 @@ def create_app(
             *admin_api.routes(),
             *query_api.routes(),
             *keys_api.routes(),
+            *(route for api in aggregates for route in api.routes()),
+            *dashboard.routes(),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint(holder, metrics.registry), methods=["GET"]),
@@ -141,12 +158,14 @@ def create_app(
             HTTPException: handle_http_exception,
             Exception: handle_unexpected,
         },
+        middleware=[Middleware(SessionCookies, holder=holder, secrets=sessions)],
         lifespan=lifespan,
     )
     app.state.holder = holder
     app.state.keeper = keeper
     app.state.limiter = limiter
     app.state.keyring = keyring
+    app.state.dashboard = dashboard
     app.state.reloads = set()
     return app
 

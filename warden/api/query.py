@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -19,6 +20,7 @@ from starlette.routing import Route
 
 from warden.access.roles import Principal
 from warden.api.admin import authorize
+from warden.api.ranges import range_seconds
 from warden.api.responses import JSON, error_response
 from warden.errors import InvalidRequest, NotFound, PermissionDenied, WardenError
 from warden.observe.resources import Sample
@@ -42,8 +44,9 @@ def _number(params: Any, name: str) -> float | None:
 
 
 def request_filter(params: Any, who: Principal | None = None) -> RequestFilter:
-    """The filter described by query parameters (``tag`` may repeat, as key:value), limited to
-    the team of ``who`` when its reading is limited to one."""
+    """The filter described by query parameters (``tag`` may repeat, as key:value; ``range``,
+    15m ... 30d, stands for a ``since`` that long before ``until`` or now), limited to the team
+    of ``who`` when its reading is limited to one."""
     tags: dict[str, str] = {}
     for tag in params.getlist("tag"):
         key, sep, value = tag.partition(":")
@@ -58,8 +61,10 @@ def request_filter(params: Any, who: Principal | None = None) -> RequestFilter:
                 f"The key '{who.name}' ({who.id}) reads only the records of team '{scope}'; "
                 f"leave out team= or ask for team={scope}.", param="team", code="team_not_allowed")
         fields["team"] = scope
-    return RequestFilter(since=_number(params, "since"), until=_number(params, "until"),
-                         tags=tags, **fields)
+    since, until = _number(params, "since"), _number(params, "until")
+    if since is None and params.get("range"):  # the last 15m ... 30d, by the gateway's clock
+        since = (until or time.time()) - range_seconds(params.get("range"))[1]
+    return RequestFilter(since=since, until=until, tags=tags, **fields)
 
 
 class QueryApi:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from warden.access.keyring import Keyring
 from warden.access.roles import ADMIN, Principal
+from warden.access.session import fingerprint
 from warden.config import ClientKey
 from warden.errors import AuthenticationFailed
 from warden.pipeline.context import RequestContext
@@ -73,6 +74,39 @@ class Authenticate:
         if found is None:
             raise AuthenticationFailed("Invalid API key: check the key, or ask an admin for one.")
         return found
+
+    def login(self, token: str) -> tuple[str, bytes, Principal]:
+        """The dashboard session subject (``admin``, ``config:<name>``, ``store:<id>``), the
+        SHA-256 and the holder of ``token``; AuthenticationFailed (401) when it is unknown or
+        revoked."""
+        hashed = digest(token)
+        if self._admin is not None and hmac.compare_digest(hashed, self._admin):
+            return "admin", hashed, ADMIN
+        found = self._keys.get(hashed)
+        if found is not None:
+            return f"config:{found.id}", hashed, found
+        stored = self._keyring.resolve(hashed) if self._keyring is not None else None
+        if stored is not None:
+            return f"store:{stored.id}", hashed, stored
+        raise AuthenticationFailed("Invalid API key: check the key, or ask an admin for one.")
+
+    def session(self, subject: str, fp: str) -> Principal | None:
+        """The holder of a dashboard session's key while its token still has the fingerprint
+        ``fp`` (``warden.access.session``); None when the key is gone or has a new token.
+        AuthenticationFailed (401) when it was revoked."""
+        kind, _, name = subject.partition(":")
+        found: list[tuple[bytes, Principal]] = []
+        if kind == "admin" and self._admin is not None:
+            found = [(self._admin, ADMIN)]
+        elif kind == "config":
+            found = [(hashed, who) for hashed, who in self._keys.items() if who.id == name]
+        elif kind == "store" and self._keyring is not None:
+            stored = self._keyring.lookup(name)
+            found = [stored] if stored is not None else []
+        for hashed, who in found:
+            if hmac.compare_digest(fingerprint(hashed), fp):
+                return who
+        return None
 
     def identify(self, headers: Mapping[str, str]) -> Principal | None:
         """The caller of a /v1 route: None while /v1 is open, else a key allowed to call models

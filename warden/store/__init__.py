@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from warden.store.base import (
     Feedback,
+    FindingCount,
     GroupBy,
     Page,
     RequestDetail,
@@ -22,11 +23,13 @@ from warden.store.base import (
     StatsRow,
     Store,
     StoreError,
+    SummaryRow,
 )
 from warden.store.sql import SqlStore
 
 __all__ = [
     "Feedback",
+    "FindingCount",
     "GroupBy",
     "Page",
     "RequestDetail",
@@ -36,6 +39,7 @@ __all__ = [
     "StatsRow",
     "Store",
     "StoreError",
+    "SummaryRow",
     "open_store",
 ]
 

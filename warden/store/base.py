@@ -150,6 +150,52 @@ class StatsRow:
     unknown_cost: int
 
 
+@dataclass(slots=True, frozen=True)
+class SummaryRow:
+    """The aggregates of all the records of a range ``[since, until)`` (and group).
+
+    The fields mean what they mean in ``StatsRow``; ``requests_per_s`` is the count over the
+    length of the range. ``blocked`` counts records with status "blocked", ``cache_hits``
+    those answered from the cache; ``latency_mean`` is the mean latency. Percentiles are None
+    when they were not asked for (and ttft percentiles when no record has a ttft)."""
+
+    group: str | None
+    count: int
+    requests_per_s: float
+    errors: int
+    error_rate: float
+    server_errors: int
+    availability: float
+    blocked: int
+    cache_hits: int
+    cache_hit_rate: float
+    latency_mean: float
+    latency_p50: float | None
+    latency_p95: float | None
+    latency_p99: float | None
+    ttft_p50: float | None
+    ttft_p95: float | None
+    output_tokens_per_s: float | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    unknown_cost: int
+
+
+@dataclass(slots=True, frozen=True)
+class FindingCount:
+    """How many guard findings of one kind the records of one time bucket have.
+
+    ``where`` is "input" or "output"; buckets are aligned to the epoch, as in ``StatsQuery``."""
+
+    bucket_start: float
+    scanner: str
+    type: str
+    action: str
+    where: str
+    count: int
+
+
 def percentile(sorted_values: Sequence[float], p: float) -> float:
     """The p-th percentile (0 <= p <= 1) of ascending values, by linear interpolation
     (PostgreSQL's ``percentile_cont``)."""
@@ -195,6 +241,25 @@ class Store(ABC):
     def stats(self, query: StatsQuery) -> list[StatsRow]:
         """Aggregates of the records matching ``query.where``, ordered by bucket then group."""
 
+    def summary(self, where: RequestFilter, group_by: GroupBy | None = None,
+                percentiles: bool = True) -> list[SummaryRow]:
+        """Aggregates of all the records matching ``where``, one row per group (group None
+        without ``group_by``), most records first. ``where.since`` and ``where.until`` are
+        required. Without ``percentiles`` the rows have none, and cost much less to compute
+        over long ranges."""
+        raise _unsupported(self, "summarize requests")
+
+    def finding_counts(self, where: RequestFilter, bucket_s: float) -> list[FindingCount]:
+        """The guard findings of the records matching ``where`` (its ``text`` is not used),
+        counted per time bucket and kind, ordered by bucket."""
+        raise _unsupported(self, "count guard findings")
+
+    def flagged(self, where: RequestFilter, actions: Sequence[str],
+                limit: int = 20) -> list[Record]:
+        """The newest ``limit`` records matching ``where`` (its ``text`` is not used) with a
+        guard finding whose action is one of ``actions``, newest first."""
+        raise _unsupported(self, "find guarded requests")
+
     @abstractmethod
     def add_feedback(
         self,
@@ -224,3 +289,9 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the connections. The store must not be used afterwards."""
+
+
+def _unsupported(store: Store, what: str) -> WardenError:
+    return WardenError(f"This store ({type(store).__name__}) cannot {what}; use the SQL store "
+                       "(store.url: sqlite:///... or postgresql://...).", status=501,
+                       code="store_unsupported")

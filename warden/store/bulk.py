@@ -8,13 +8,14 @@ SQLAlchemy connection's own driver connection, inside its transaction, so that a
 all or nothing.
 
 The semantics are ``Store.write``'s: a record already stored is left as it is, and so is its
-payload; tags go with records written now. The version of the hour of every record written
-now is bumped in ``request_hours`` (``warden.store.rollup``), once per hour, in hour order (so
-that writers bumping the same hours take their row locks in the same order).
+payload; tags and guard findings go with records written now. The version of the hour of
+every record written now is bumped in ``request_hours`` (``warden.store.rollup``), once per
+hour, in hour order (so that writers bumping the same hours take their row locks in the same
+order).
 
 In PostgreSQL a batch is copied straight into ``requests`` (``_insert_postgres``), with no look-up
 first; tags and payloads follow with COPY too, and none of the three tables checks a foreign key
-row by row (m002).
+row by row (m002). Findings, on few records, keep theirs (m004).
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ from warden.observe.record import Payload, Record
 from warden.store.base import StoreError
 from warden.store.rollup import HOUR
 from warden.store.rows import (
+    FINDING_COLUMNS,
     PAYLOAD_COLUMNS,
     REQUEST_COLUMNS,
     TAG_COLUMNS,
+    finding_values,
     payload_values,
     record_values,
     tag_values,
@@ -55,6 +58,7 @@ def _insert(table: str, names: Sequence[str], marker: str) -> str:
 
 _SQLITE_REQUESTS = _insert("requests", REQUEST_COLUMNS, "?")
 _SQLITE_TAGS = _insert("request_tags", TAG_COLUMNS, "?")
+_SQLITE_FINDINGS = _insert("request_findings", FINDING_COLUMNS, "?")
 _SQLITE_PAYLOADS = _insert("payloads", PAYLOAD_COLUMNS, "?")
 _PG_PAYLOADS = _insert("payloads", PAYLOAD_COLUMNS, "%s")
 _SQLITE_BUMP = ("INSERT INTO request_hours (hour, version) VALUES (?, 1) "
@@ -104,6 +108,9 @@ def _write_sqlite(conn: sa.Connection, batch: dict[str, Record], payloads: list[
             if new:
                 cur.executemany(_SQLITE_REQUESTS, [record_values(r) for r in new])
                 cur.executemany(_SQLITE_TAGS, [t for r in new for t in tag_values(r)])
+                found = [f for r in new if r.findings for f in finding_values(r)]
+                if found:
+                    cur.executemany(_SQLITE_FINDINGS, found)
                 cur.executemany(_SQLITE_BUMP, [(hour,) for hour in _hours(new)])
             # A payload of a replayed record is skipped: it may have been erased since.
             kept = [payload_values(p) for p in payloads if p.request_id not in stored]
@@ -134,6 +141,8 @@ def _write_postgres(conn: sa.Connection, batch: dict[str, Record], payloads: lis
                 if new:
                     cur.execute(_PG_BUMP, (_hours(new),))
                 _copy(cur, "request_tags", TAG_COLUMNS, [t for r in new for t in tag_values(r)])
+                _copy(cur, "request_findings", FINDING_COLUMNS,
+                      [f for r in new if r.findings for f in finding_values(r)])
                 # The payloads of the records inserted now; those of records stored already are
                 # left out (a payload may have been erased since).
                 _copy(cur, "payloads", PAYLOAD_COLUMNS, [payload_values(p, nul_free=True)

@@ -221,7 +221,50 @@ def m003_api_keys(conn: sa.Connection) -> None:
     md.create_all(conn)
 
 
-MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_query_indexes, m003_api_keys)
+def m004_request_findings(conn: sa.Connection) -> None:
+    """One row per guard finding, written with its record and deleted with it: the guardrails
+    page counts findings per time, scanner and action, and lists the newest blocked or
+    redacted requests, without reading every record's JSON. Copies the findings of the records
+    stored so far (one read of the whole ``requests`` table)."""
+    md = sa.MetaData()
+    sa.Table("requests", md, sa.Column("request_id", sa.String, primary_key=True))  # for the FK
+    findings = sa.Table(
+        "request_findings", md,
+        sa.Column("request_id", sa.String,
+                  sa.ForeignKey("requests.request_id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("started_at", sa.Double, nullable=False),
+        *(sa.Column(name, sa.String, nullable=False)
+          for name in ("scanner", "type", "action", "direction")),
+        sa.Column("score", sa.Double),
+        sa.Index("ix_request_findings_started", "started_at"),
+        sa.Index("ix_request_findings_action_started", "action", "started_at"),
+    )
+    findings.create(conn)
+    columns = "request_id, seq, started_at, scanner, type, action, direction, score"
+    if conn.dialect.name == "postgresql":
+        def field(name: str) -> str:
+            return f"coalesce(j.value ->> '{name}', '')"
+
+        conn.exec_driver_sql(
+            f"INSERT INTO request_findings ({columns}) SELECT r.request_id, (j.n - 1)::int, "
+            f"r.started_at, {field('scanner')}, {field('type')}, {field('action')}, "
+            f"{field('where')}, (j.value ->> 'score')::double precision FROM requests r "
+            "CROSS JOIN LATERAL jsonb_array_elements(r.findings) WITH ORDINALITY AS j(value, n) "
+            "WHERE r.findings <> '[]'::jsonb")
+    else:
+        def field(name: str) -> str:
+            return f"coalesce(json_extract(j.value, '$.{name}'), '')"
+
+        conn.exec_driver_sql(
+            f"INSERT INTO request_findings ({columns}) SELECT r.request_id, CAST(j.key AS INTEGER), "
+            f"r.started_at, {field('scanner')}, {field('type')}, {field('action')}, "
+            f"{field('where')}, json_extract(j.value, '$.score') FROM requests r, "
+            "json_each(r.findings) j WHERE r.findings <> '[]'")
+
+
+MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_query_indexes, m003_api_keys,
+                                     m004_request_findings)
 
 
 def error_text(exc: sa.exc.SQLAlchemyError) -> str:

@@ -15,7 +15,9 @@ that races a write is stored under the older version and computed again next tim
 block is never served.
 
 Memory is bounded: blocks are dropped, least recently used first, past ``max_values`` values
-(8 bytes each) in all.
+(8 bytes each) in all, each group of a block counting as ``GROUP_COST`` values for its sums.
+Blocks may be read without their values (``HourBlocks.hours(values=False)``): counts and sums
+only, for aggregates without percentiles.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from warden.store.filters import conditions
 from warden.store.tables import request_hours, requests
 
 HOUR = 3600
+GROUP_COST = 32
 LATENCY_P = (0.5, 0.95, 0.99)
 TTFT_P = (0.5, 0.95)
 Key = tuple[int, str | None]  # (bucket or hour, group)
@@ -44,11 +47,15 @@ Key = tuple[int, str | None]  # (bucket or hour, group)
 
 @dataclass(slots=True)
 class Partial:
-    """The aggregates of some records: sums, and their sorted latencies and ttfts in runs."""
+    """The aggregates of some records: sums, and their sorted latencies and ttfts in runs
+    (none when the partial was read without its values)."""
 
     count: int = 0
     errors: int = 0
     server_errors: int = 0
+    blocked: int = 0
+    cache_hits: int = 0
+    latency_sum: float = 0.0
     speed_sum: float = 0.0
     speeds: int = 0
     input_tokens: int = 0
@@ -62,6 +69,9 @@ class Partial:
         self.count += other.count
         self.errors += other.errors
         self.server_errors += other.server_errors
+        self.blocked += other.blocked
+        self.cache_hits += other.cache_hits
+        self.latency_sum += other.latency_sum
         self.speed_sum += other.speed_sum
         self.speeds += other.speeds
         self.input_tokens += other.input_tokens
@@ -104,9 +114,11 @@ def stats_row(key: Key, bucket_s: float, part: Partial) -> StatsRow:
     )
 
 
-def unit_index(unit_s: float, postgres: bool) -> sa.ColumnElement[int]:
+def unit_index(unit_s: float, postgres: bool,
+               started_at: sa.ColumnElement[float] = requests.c.started_at
+               ) -> sa.ColumnElement[int]:
     """``floor(started_at / unit_s)`` as an integer, the same way in both dialects."""
-    ratio = requests.c.started_at / unit_s
+    ratio = started_at / unit_s
     # started_at is positive, so SQLite's truncating CAST is floor() (PostgreSQL's CAST rounds).
     return sa.cast(sa.func.floor(ratio) if postgres else ratio, sa.BigInteger)
 
@@ -116,25 +128,30 @@ def _one(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
 
 
 def partials(conn: sa.Connection, where: RequestFilter, group_by: str | None, unit_s: float,
-             lo: float | None = None, hi: float | None = None) -> dict[Key, Partial]:
+             lo: float | None = None, hi: float | None = None,
+             values: bool = True) -> dict[Key, Partial]:
     """The partial of every (unit, group) of the records matching ``where`` with
-    ``lo <= started_at < hi``, units being ``floor(started_at / unit_s)``."""
+    ``lo <= started_at < hi``, units being ``floor(started_at / unit_s)``; without their
+    latencies and ttfts unless ``values`` (reading them is most of the work)."""
     r = requests.c
     postgres = conn.dialect.name == "postgresql"
     unit = unit_index(unit_s, postgres).label("unit")
     group = (r[group_by] if group_by else sa.null()).label("grp")
-    conds = conditions(where)
+    # One bound on each side: SQLite's index range takes only one of two upper (or lower)
+    # bounds on started_at, not always the tighter one, and would read the whole range.
     if lo is not None:
-        conds.append(r.started_at >= lo)
+        where = dataclasses.replace(where, since=lo if where.since is None else max(where.since, lo))
     if hi is not None:
-        conds.append(r.started_at < hi)
+        where = dataclasses.replace(where, until=hi if where.until is None else min(where.until, hi))
+    conds = conditions(where)
     columns: list[sa.ColumnElement[Any]] = [
         unit, group, sa.func.count(), _one(r.status == "error"), _one(r.http_status >= 500),
         sa.func.sum(r.output_tokens_per_s), sa.func.count(r.output_tokens_per_s),
         sa.func.sum(r.input_tokens), sa.func.sum(r.output_tokens), sa.func.sum(r.cost_usd),
-        _one(r.cost_usd.is_(None)),
+        _one(r.cost_usd.is_(None)), _one(r.status == "blocked"), _one(r.cache == "hit"),
+        sa.func.sum(r.latency_s),
     ]
-    if postgres:
+    if postgres and values:
         columns += [
             sa.func.array_agg(aggregate_order_by(r.latency_s, r.latency_s)),
             sa.func.array_agg(aggregate_order_by(r.ttft_s, r.ttft_s)).filter(r.ttft_s.isnot(None)),
@@ -143,15 +160,17 @@ def partials(conn: sa.Connection, where: RequestFilter, group_by: str | None, un
     stmt = sa.select(*columns).where(*conds).group_by(unit, *([group] if group_by else []))
     for row in conn.execute(stmt):
         count, errors, server_errors, speed_sum, speeds, tin, tout, cost, unknown = row[2:11]
+        blocked, hits, latency_sum = row[11:14]
         part = Partial(count=count, errors=errors, server_errors=server_errors,
                        speed_sum=float(speed_sum or 0.0), speeds=speeds, input_tokens=int(tin),
                        output_tokens=int(tout), cost=None if cost is None else float(cost),
-                       unknown_cost=unknown)
-        if postgres:
-            part.latencies = [array("d", row[11])]
-            part.ttfts = [array("d", row[12])] if row[12] else []
+                       unknown_cost=unknown, blocked=blocked, cache_hits=hits,
+                       latency_sum=float(latency_sum))
+        if postgres and values:
+            part.latencies = [array("d", row[14])]
+            part.ttfts = [array("d", row[15])] if row[15] else []
         out[(row[0], row[1])] = part
-    if not postgres:
+    if values and not postgres:
         _sqlite_values(conn, sa.select(unit, group, r.latency_s, r.ttft_s).where(*conds), out)
     return out
 
@@ -180,6 +199,13 @@ class _Block:
     version: int
     groups: dict[str | None, Partial]
     values: int
+
+
+def hour_versions(conn: sa.Connection, first: int, end: int) -> dict[int, int]:
+    """The version of every hour ``first <= hour < end`` that has records."""
+    h = request_hours.c
+    stmt = sa.select(h.hour, h.version).where(h.hour >= first, h.hour < end)
+    return {hour: version for hour, version in conn.execute(stmt)}
 
 
 def _runs(hours: Iterable[int]) -> Iterator[tuple[int, int]]:
@@ -221,6 +247,7 @@ class HourBlocks:
         self._row_count = 0
         self.max_rows = max_rows
         self._lock = threading.Lock()
+        self._gates = [threading.Lock() for _ in range(16)]
         self.hits = 0
         self.misses = 0
 
@@ -241,7 +268,7 @@ class HourBlocks:
             return None
         per_bucket = round(query.bucket_s / HOUR)
         rest = dataclasses.replace(where, since=None, until=None)
-        signature = self._signature(query.group_by, rest)
+        signature = self.signature(query.group_by, rest)
         # The partial hours at the ends of the range, straight from the table.
         edges: dict[Key, Partial] = {}
         if first is not None and where.since is not None and where.since < first * HOUR:
@@ -303,10 +330,54 @@ class HourBlocks:
         rows.sort(key=lambda row: (row.bucket_start, row.group is not None, row.group or ""))
         return rows
 
+    def hours(self, conn: sa.Connection, where: RequestFilter, group_by: str | None,
+              first: int, end: int, values: bool = True,
+              versions: dict[int, int] | None = None
+              ) -> tuple[dict[Key, Partial], dict[int, int]]:
+        """The partial of every (hour, group) of the whole hours ``first <= hour < end`` of the
+        records matching ``where`` (whose ``since``, ``until`` and ``text`` are not used),
+        from blocks where they are valid and the table where not; and the version of each
+        hour that has records. The partials are the blocks' own: the caller must not change
+        them. Without ``values``, they hold no latencies or ttfts. ``versions`` are those of
+        ``hour_versions``, when the caller has read them already (before this call)."""
+        if versions is None:
+            versions = hour_versions(conn, first, end)
+        signature = self.signature(group_by, where, values)
+        # Two readers missing the same blocks (the warm-up and a first page view) compute
+        # them once: the second waits for the first, then finds them.
+        with self._gates[hash(signature) % len(self._gates)]:
+            return self._hours(conn, where, group_by, values, signature, versions), versions
+
+    def _hours(self, conn: sa.Connection, where: RequestFilter, group_by: str | None,
+               values: bool, signature: tuple[Any, ...], versions: dict[int, int]
+               ) -> dict[Key, Partial]:
+        found: dict[Key, Partial] = {}
+        missing: list[int] = []
+        with self._lock:
+            for hour in sorted(versions):
+                block = self._blocks.get((signature, hour))
+                if block is not None and block.version == versions[hour]:
+                    self._blocks.move_to_end((signature, hour))
+                    found.update({(hour, g): p for g, p in block.groups.items()})
+                else:
+                    missing.append(hour)
+            self.hits += len(versions) - len(missing)
+            self.misses += len(missing)
+        for lo, hi in _runs(missing):
+            read = partials(conn, where, group_by, HOUR, lo * HOUR, hi * HOUR, values)
+            found.update(read)
+            by_hour: dict[int, dict[str | None, Partial]] = {hour: {} for hour in range(lo, hi)}
+            for (hour, grp), part in read.items():
+                by_hour[hour][grp] = part
+            self._keep(signature, by_hour, versions)
+        return found
+
     @staticmethod
-    def _signature(group_by: str | None, where: RequestFilter) -> tuple[Any, ...]:
+    def signature(group_by: str | None, where: RequestFilter,
+                   values: bool = True) -> tuple[Any, ...]:
         return (group_by, where.model, where.deployment, where.key_id, where.team,
-                where.end_user, where.session_id, where.status, tuple(sorted(where.tags.items())))
+                where.end_user, where.session_id, where.status, tuple(sorted(where.tags.items())),
+                values)
 
     def _keep(self, signature: tuple[Any, ...], blocks: dict[int, dict[str | None, Partial]],
               versions: Mapping[int, int]) -> None:
@@ -316,7 +387,9 @@ class HourBlocks:
                 old = self._blocks.pop(key, None)
                 if old is not None:
                     self._values -= old.values
-                values = sum(p.values for p in groups.values())
+                # A group's sums weigh about as much as GROUP_COST values: blocks read without
+                # values are bounded too.
+                values = sum(p.values for p in groups.values()) + GROUP_COST * len(groups)
                 self._blocks[key] = _Block(versions[hour], groups, values)
                 self._values += values
             while self._values > self.max_values and self._blocks:

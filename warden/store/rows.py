@@ -18,6 +18,8 @@ _SCALARS = tuple(f.name for f in dataclasses.fields(Record) if f.name not in _JS
 REQUEST_COLUMNS = _SCALARS + _JSON_FIELDS
 """The ``requests`` columns in the order of ``record_values``."""
 TAG_COLUMNS = ("request_id", "key", "value", "started_at")
+FINDING_COLUMNS = ("request_id", "seq", "started_at", "scanner", "type", "action", "direction",
+                   "score")
 PAYLOAD_COLUMNS = ("request_id", "policy", "prompt", "completion")
 _scalars = operator.attrgetter(*_SCALARS)
 _ERROR_MESSAGE = _SCALARS.index("error_message")
@@ -58,6 +60,13 @@ def tag_values(record: Record) -> list[tuple[str, str, str, float]]:
     """The ``request_tags`` rows of a record, one per tag, in ``TAG_COLUMNS`` order."""
     rid, at = record.request_id, record.started_at
     return [(rid, k, v, at) for k, v in record.tags.items()]
+
+
+def finding_values(record: Record) -> list[tuple[str, int, float, str, str, str, str, float]]:
+    """The ``request_findings`` rows of a record, one per finding, in ``FINDING_COLUMNS`` order."""
+    rid, at = record.request_id, record.started_at
+    return [(rid, i, at, f.scanner, f.type, f.action, f.where, f.score)
+            for i, f in enumerate(record.findings)]
 
 
 def payload_values(payload: Payload, nul_free: bool = False) -> tuple[str, str, str | None, str | None]:

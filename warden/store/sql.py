@@ -7,7 +7,9 @@ is reached with psycopg 3 through a pool of connections that are checked before 
 restarted server costs no request.
 
 Batches of records go to the tables through the driver (``bulk``); pages are read by keyset
-(``pages``); statistics over whole hours come from hour blocks kept in memory (``rollup``).
+(``pages``); statistics over whole hours come from hour blocks kept in memory (``rollup``),
+and so do the totals of long ranges (``summary``); guard findings have a table of their own
+(``findings``).
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
@@ -26,9 +29,11 @@ import sqlalchemy as sa
 
 from warden.errors import InvalidRequest, NotFound
 from warden.observe.record import Payload, Record
-from warden.store import bulk, pages, rows, stats
+from warden.store import bulk, findings, pages, rows, stats
 from warden.store.base import (
     MAX_PAGE,
+    FindingCount,
+    GroupBy,
     Page,
     RequestDetail,
     RequestFilter,
@@ -36,10 +41,12 @@ from warden.store.base import (
     StatsRow,
     Store,
     StoreError,
+    SummaryRow,
 )
 from warden.store.keys import KeyStore
 from warden.store.migrations import error_text, migrate
 from warden.store.rollup import HourBlocks
+from warden.store.summary import Spans
 from warden.store.tables import feedback, requests
 from warden.store.tables import payloads as payload_table
 
@@ -136,6 +143,7 @@ class SqlStore(Store):
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
         self._keys = KeyStore(self._read, self._write)
         self._blocks = HourBlocks()
+        self._spans = Spans(self._blocks)
         try:
             with self._errors("open"):
                 migrate(self.engine, self.where)
@@ -221,6 +229,25 @@ class SqlStore(Store):
     def stats(self, query: StatsQuery) -> list[StatsRow]:
         with self._read("compute request statistics") as conn:
             return stats.compute(conn, query, self._blocks)
+
+    def summary(self, where: RequestFilter, group_by: GroupBy | None = None,
+                percentiles: bool = True) -> list[SummaryRow]:
+        with self._read("summarize requests") as conn:
+            return self._spans.summary(conn, where, group_by, percentiles)
+
+    def finding_counts(self, where: RequestFilter, bucket_s: float) -> list[FindingCount]:
+        if not (bucket_s > 0 and math.isfinite(bucket_s)):
+            raise InvalidRequest(f"bucket_s must be a positive number; got {bucket_s}",
+                                 param="bucket_s")
+        with self._read("count guard findings") as conn:
+            return findings.counts(conn, where, bucket_s)
+
+    def flagged(self, where: RequestFilter, actions: Sequence[str],
+                limit: int = 20) -> list[Record]:
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidRequest(f"limit must be 1 to {MAX_PAGE}; got {limit}", param="limit")
+        with self._read("find guarded requests") as conn:
+            return findings.flagged(conn, where, actions, limit)
 
     def add_feedback(
         self,

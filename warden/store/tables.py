@@ -89,6 +89,23 @@ feedback = sa.Table(
     sa.Column("source", sa.String, nullable=False),
 )
 
+# One row per guard finding of a record (m004), written with it and deleted with it (ON DELETE
+# CASCADE): the guardrails page counts findings and lists guarded requests from here, without
+# reading the records' JSON. ``direction`` is the finding's ``where`` (input or output).
+request_findings = sa.Table(
+    "request_findings",
+    metadata,
+    sa.Column("request_id", sa.String, sa.ForeignKey("requests.request_id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("started_at", sa.Double, nullable=False),  # the record's
+    sa.Column("scanner", sa.String, nullable=False),
+    sa.Column("type", sa.String, nullable=False),
+    sa.Column("action", sa.String, nullable=False),
+    sa.Column("direction", sa.String, nullable=False),
+    sa.Column("score", sa.Double),
+)
+
 # A version per hour of started_at (floor(started_at / 3600)), bumped by triggers whenever a
 # requests row of that hour is inserted, deleted or updated (``warden.store.rollup``).
 request_hours = sa.Table(
