@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from warden.access.roles import Principal
 from warden.api.admin import authorize
+from warden.api.ranges import number as _number
 from warden.api.ranges import range_seconds
 from warden.api.responses import JSON, error_response
 from warden.errors import InvalidRequest, NotFound, PermissionDenied, WardenError
@@ -30,17 +31,6 @@ from warden.store.base import RequestDetail, RequestFilter, StatsQuery, Store
 T = TypeVar("T")
 _FILTERS = {"model": "model", "deployment": "deployment", "key": "key_id", "team": "team",
             "user": "end_user", "session": "session_id", "status": "status", "q": "text"}
-
-
-def _number(params: Any, name: str) -> float | None:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return float(raw)
-    except ValueError:
-        raise InvalidRequest(f"'{name}' must be a number (unix seconds or seconds); got {raw!r}",
-                             param=name) from None
 
 
 def request_filter(params: Any, who: Principal | None = None) -> RequestFilter:

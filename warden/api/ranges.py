@@ -22,23 +22,24 @@ def range_seconds(name: str | None, default: str = "1h") -> tuple[str, float]:
     return name, seconds
 
 
-def _seconds(params: Any, name: str) -> float | None:
+def number(params: Any, name: str) -> float | None:
+    """The query parameter ``name`` as a number; None when absent or empty."""
     raw = params.get(name)
     if raw is None or raw == "":
         return None
     try:
         return float(raw)
     except ValueError:
-        raise InvalidRequest(f"'{name}' must be a number (unix seconds); got {raw!r}",
+        raise InvalidRequest(f"'{name}' must be a number (unix seconds or seconds); got {raw!r}",
                              param=name) from None
 
 
 def window(params: Any, now: float, default: str = "1h") -> tuple[float, float]:
     """``(since, until)`` of the query parameters: ``until`` (default now) and ``since``, or
     else the ``range`` before ``until``."""
-    until = _seconds(params, "until")
+    until = number(params, "until")
     until = now if until is None else until
-    since = _seconds(params, "since")
+    since = number(params, "since")
     if since is None:
         since = until - range_seconds(params.get("range"), default)[1]
     elif params.get("range"):
