@@ -4,14 +4,11 @@ jailbreak prompts of the shared data sets and on benign traffic."""
 from __future__ import annotations
 
 import json
-import statistics
-import time
-from pathlib import Path
-from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from tests.guard.shared import DATA, jsonl, needs_data, p50_us
 from warden.guard.base import ScanContext, Scanner
 from warden.guard.scanners import banned as banned_module
 from warden.guard.scanners.banned import (
@@ -20,18 +17,13 @@ from warden.guard.scanners.banned import (
     BannedTopicsScanner,
 )
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"the shared data sets are not at {DATA}")
+pytestmark = needs_data
 CTX = ScanContext(where="input")
 JAILBREAK_TOPIC = {"jailbreak": [
     "do anything now", "DAN", "developer mode", "jailbreak", "jailbroken", "no restrictions",
     "without any restrictions", "unfiltered", "uncensored", "ignore all the instructions",
     "content policy", "OpenAI policies", "stay in character", "amoral", "no ethical", "no morals",
     "unethical", "illegal"]}
-
-
-def jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -153,15 +145,6 @@ def test_latency_on_a_60_word_prompt(capsys: pytest.CaptureFixture[str]) -> None
     with capsys.disabled():
         for scanner in scanners:
             print(f"\n[latency] {scanner.name} p50 on a 60-word prompt: {p50_us(scanner, prompt):.1f} us")
-
-
-def p50_us(scanner: Scanner, text: str, runs: int = 2000) -> float:
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        scanner.scan(text, CTX)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e6
 
 
 def test_the_module_registers_its_scanners() -> None:

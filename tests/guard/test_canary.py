@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from tests.guard.shared import DATA, needs_data
 from warden.guard.base import ScanContext, Scanner
 from warden.guard.scanners import canary as canary_module
 from warden.guard.scanners.canary import SystemPromptLeakScanner, make_canary, plant_canary
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"the shared data sets are not at {DATA}")
+pytestmark = needs_data
 
 
 @pytest.fixture(scope="module")

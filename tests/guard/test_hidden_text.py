@@ -5,13 +5,10 @@ emoji sequences and flags give no findings."""
 from __future__ import annotations
 
 import json
-import statistics
-import time
-from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.guard.shared import DATA, jsonl, needs_data, p50_us
 from warden.guard.base import ScanContext, Scanner
 from warden.guard.scanners import hidden_text as hidden_text_module
 from warden.guard.scanners.hidden_text import (
@@ -20,13 +17,8 @@ from warden.guard.scanners.hidden_text import (
     decode_variation_selectors,
 )
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"the shared data sets are not at {DATA}")
+pytestmark = needs_data
 CTX = ScanContext(where="input")
-
-
-def jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -148,15 +140,6 @@ def test_latency_on_a_60_word_prompt(capsys: pytest.CaptureFixture[str], scanner
     with capsys.disabled():
         print(f"\n[latency] hidden_text p50 on a 60-word prompt: {p50_us(scanner, prompt):.1f} us "
               f"(ASCII), {p50_us(scanner, accented):.1f} us (with accents and an emoji)")
-
-
-def p50_us(scanner: Scanner, text: str, runs: int = 2000) -> float:
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        scanner.scan(text, CTX)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e6
 
 
 def test_the_module_registers_its_scanner() -> None:

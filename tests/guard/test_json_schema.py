@@ -4,17 +4,16 @@ the shared data sets (BBQ questions as structured output) and on broken versions
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.guard.shared import DATA, needs_data
 from warden.guard.base import ScanContext, Scanner
 from warden.guard.scanners import json_schema as json_schema_module
 from warden.guard.scanners.json_schema import JsonValidityScanner, validate
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"the shared data sets are not at {DATA}")
+pytestmark = needs_data
 
 SCHEMA: dict[str, Any] = {
     "type": "object",

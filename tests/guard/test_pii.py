@@ -12,12 +12,12 @@ import json
 import statistics
 import threading
 import time
-from pathlib import Path
 
 import pluggy
 import pytest
 from pydantic import ValidationError
 
+from tests.guard.shared import DATA
 from warden import hookspecs
 from warden.errors import ConfigError
 from warden.guard.base import Detection, ScanContext, Scanner
@@ -28,7 +28,6 @@ from warden.guard.scanners import pii as pii_module
 from warden.guard.scanners.pii import NerPiiScanner, PiiScanner
 from warden.plugins import ScannerRegistry, make_plugin_manager
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 SYNTH = DATA / "pii" / "presidio_synth_dataset_v2.json"
 pytestmark = pytest.mark.skipif(not SYNTH.is_file(), reason=f"the PII data set is not at {SYNTH}")
 CTX = ScanContext(where="input")

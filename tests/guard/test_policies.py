@@ -11,19 +11,18 @@ import string
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
+from tests.guard.shared import DATA, needs_data
 from tests.helpers import GatewayThread
 from warden.testing.httpserver import ServerThread
 from warden.testing.upstream import FakeOpenAIUpstream
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 ADMIN = "guard-admin-key"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"the shared data sets are not at {DATA}")
+pytestmark = needs_data
 
 
 def _pii_texts(kinds: set[str], n: int) -> list[dict[str, Any]]:

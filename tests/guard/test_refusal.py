@@ -3,23 +3,15 @@ real answers from the shared data sets (math solutions, task outputs) are not re
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import pytest
 
+from tests.guard.shared import DATA, jsonl, needs_data
 from warden.guard.base import ScanContext, Scanner
 from warden.guard.scanners import refusal as refusal_module
 from warden.guard.scanners.refusal import RefusalScanner
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"the shared data sets are not at {DATA}")
+pytestmark = needs_data
 CTX = ScanContext(where="output")
-
-
-def jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")

@@ -8,29 +8,21 @@ from __future__ import annotations
 import base64
 import json
 import random
-import statistics
 import string
-import time
-from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 from pydantic import ValidationError
 
+from tests.guard.shared import DATA, jsonl, needs_data, p50_us
 from warden.guard.base import ScanContext, Scanner
 from warden.guard.scanners import secrets as secrets_module
 from warden.guard.scanners.secrets import SecretsScanner
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"the shared data sets are not at {DATA}")
+pytestmark = needs_data
 CTX = ScanContext(where="input")
 ALNUM = string.ascii_letters + string.digits
 B64URL = ALNUM + "_-"
-
-
-def jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
 def benign_texts() -> list[str]:
@@ -229,15 +221,6 @@ def sixty_word_prompt() -> str:
     """60 words of real benign instructions."""
     rows = jsonl(DATA / "benign" / "selfinstruct_user_oriented.jsonl")
     return " ".join(" ".join(r["instruction"] for r in rows).split()[:60])
-
-
-def p50_us(scanner: Scanner, text: str, runs: int = 2000) -> float:
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        scanner.scan(text, CTX)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e6
 
 
 def test_the_module_registers_its_scanner() -> None:

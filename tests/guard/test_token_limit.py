@@ -4,19 +4,16 @@ over ``max_tokens``, on real prompts of the shared data sets."""
 from __future__ import annotations
 
 import json
-import statistics
-import time
-from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from tests.guard.shared import DATA, needs_data, p50_us
 from warden.guard.base import Detection, ScanContext, Scanner
 from warden.guard.scanners import token_limit as token_limit_module
 from warden.guard.scanners.token_limit import TokenLimitScanner, estimate_tokens
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"the shared data sets are not at {DATA}")
+pytestmark = needs_data
 CTX = ScanContext(where="input")
 
 
@@ -71,15 +68,6 @@ def test_latency_on_a_60_word_prompt(capsys: pytest.CaptureFixture[str], jailbre
     with capsys.disabled():
         print(f"\n[latency] token_limit p50 on a 60-word prompt: {p50_us(scanner, prompt):.1f} us "
               f"(max_tokens 4096), {p50_us(tight, prompt):.1f} us (max_tokens 50)")
-
-
-def p50_us(scanner: Scanner, text: str, runs: int = 2000) -> float:
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        scanner.scan(text, CTX)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e6
 
 
 def test_the_module_registers_its_scanner() -> None:

@@ -14,17 +14,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from tests.guard.shared import DATA, jsonl, needs_data
 from warden.guard.base import ScanContext, Scanner
 from warden.guard.scanners import toxicity as toxicity_module
 from warden.guard.scanners.toxicity import ToxicityScanner
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"the shared data sets are not at {DATA}")
+pytestmark = needs_data
 CTX = ScanContext(where="input")
-
-
-def jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="module")
