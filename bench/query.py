@@ -57,10 +57,10 @@ from recorder import (
     COMMON_PHRASE,
     RARE_PHRASE,
     Traffic,
-    ensure_postgres_database,
     load_note,
     postgres_url,
     server_version,
+    store_backends,
     table,
 )
 
@@ -332,15 +332,7 @@ def main() -> int:
     sigterm_as_exit()
     load_before = os.getloadavg()
     WORK.mkdir(parents=True, exist_ok=True)
-    backends = ["sqlite"]
-    skipped = None
-    if not args.no_postgres:
-        skipped = ensure_postgres_database(postgres_url())
-        if skipped is None:
-            backends.append("postgresql")
-        else:
-            print(f"note: PostgreSQL at {sa.make_url(postgres_url()).render_as_string(True)} "
-                  f"cannot be reached ({skipped}); measuring SQLite only", flush=True)
+    backends, skipped = store_backends(args.no_postgres)
     admin_key = secrets.token_urlsafe(24)
     results = []
     pg_version = None

@@ -27,7 +27,6 @@ import os
 import random
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +40,7 @@ from warden.observe.record import AttemptRecord, Payload, Record, Status
 from warden.observe.recorder import Recorder
 from warden.store import SqlStore, open_store
 from warden.store.sql import engine_url
+from warden.testing.postgres import fresh_schema
 
 TARGET_RPS = 10_000
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/warden_bench"
@@ -208,22 +208,17 @@ def ensure_postgres_database(url: str) -> str | None:
     return None
 
 
-@contextmanager
-def postgres_schema(url: str, prefix: str) -> Iterator[str]:
-    """A fresh schema in the bench database, dropped afterwards; yields a store URL on it."""
-    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(engine_url(url))
-    try:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        try:
-            yield (sa.make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
-                   .render_as_string(hide_password=False))
-        finally:
-            with admin.begin() as conn:
-                conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-    finally:
-        admin.dispose()
+def store_backends(no_postgres: bool) -> tuple[list[str], str | None]:
+    """The backends to measure: SQLite, and PostgreSQL unless ``no_postgres`` or it cannot be
+    reached (then the second value says why)."""
+    if no_postgres:
+        return ["sqlite"], None
+    skipped = ensure_postgres_database(postgres_url())
+    if skipped is None:
+        return ["sqlite", "postgresql"], None
+    print(f"note: PostgreSQL at {sa.make_url(postgres_url()).render_as_string(True)} "
+          f"cannot be reached ({skipped}); measuring SQLite only", flush=True)
+    return ["sqlite"], skipped
 
 
 @contextmanager
@@ -238,7 +233,7 @@ def empty_store(backend: str) -> Iterator[SqlStore]:
             finally:
                 store.close()
     else:
-        with postgres_schema(postgres_url(), "bench_recorder") as url:
+        with fresh_schema(postgres_url(), "bench_recorder") as url:
             store = open_store(url)
             assert isinstance(store, SqlStore)
             try:
@@ -427,16 +422,8 @@ def main() -> int:
     entries = list(traffic.span(args.records, now - 3600, now))
     payload_chars = round(sum(len(p.prompt or "") + len(p.completion or "") for _, p in entries)
                           / len(entries))
-    backends = ["sqlite"]
-    skipped = None
+    backends, skipped = store_backends(args.no_postgres)
     pg_version = None
-    if not args.no_postgres:
-        skipped = ensure_postgres_database(postgres_url())
-        if skipped is None:
-            backends.append("postgresql")
-        else:
-            print(f"note: PostgreSQL at {sa.make_url(postgres_url()).render_as_string(True)} "
-                  f"cannot be reached ({skipped}); measuring SQLite only", flush=True)
     measurements = []
     for backend in backends:
         def via_recorder(backend: str = backend) -> dict[str, Any]:

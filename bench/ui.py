@@ -49,7 +49,7 @@ from harness import (
     sigterm_as_exit,
 )
 from query import DATA, DAYS, dataset, gateway
-from recorder import ensure_postgres_database, load_note, postgres_url, server_version, table
+from recorder import load_note, server_version, store_backends, table
 
 from warden.store import SqlStore, open_store
 
@@ -293,15 +293,7 @@ def main() -> int:
     check_browser()
     load_before = os.getloadavg()
     WORK.mkdir(parents=True, exist_ok=True)
-    backends = ["sqlite"]
-    skipped = None
-    if not args.no_postgres:
-        skipped = ensure_postgres_database(postgres_url())
-        if skipped is None:
-            backends.append("postgresql")
-        else:
-            print(f"note: PostgreSQL at {sa.make_url(postgres_url()).render_as_string(True)} "
-                  f"cannot be reached ({skipped}); measuring SQLite only", flush=True)
+    backends, skipped = store_backends(args.no_postgres)
     admin_key = secrets.token_urlsafe(24)
     results: list[dict[str, Any]] = []
     pg_version = None

@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.observe.pgserver import PostgresServer, postgres_bindir
-from tests.store.conftest import _postgres_schema
 from warden.store.sql import engine_url
+from warden.testing.postgres import fresh_schema
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +45,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/store/warden.db"
     else:
-        yield from _postgres_schema(request.getfixturevalue("postgres_url"))
+        with fresh_schema(request.getfixturevalue("postgres_url"), "test") as url:
+            yield url
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ WARDEN_TEST_POSTGRES_URL is set, on PostgreSQL (a set but unreachable one fails 
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.store.conftest import BACKENDS, POSTGRES_URL, _postgres_schema
+from tests.store.conftest import BACKENDS, POSTGRES_URL
 from tests.store.factory import full_record, make_record
 from warden.observe.record import Payload, Record
 from warden.observe.recorder import Recorder
@@ -29,13 +30,15 @@ from warden.store import (
     open_store,
 )
 from warden.store import sql as sql_module
+from warden.testing.postgres import fresh_schema
 
 
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """An open, empty store on each backend."""
-    sqlite = [f"sqlite:///{tmp_path}/data/warden.db"]
-    for url in sqlite if request.param == "sqlite" else _postgres_schema(POSTGRES_URL):
+    with contextlib.ExitStack() as stack:
+        url = (f"sqlite:///{tmp_path}/data/warden.db" if request.param == "sqlite"
+               else stack.enter_context(fresh_schema(POSTGRES_URL, "test")))
         opened = open_store(url)
         yield opened
         opened.close()
