@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import statistics
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from warden.guard.base import Detection, ScanContext, Scanner
+from warden.store.base import percentile
 
 Part = Literal["all", "tuning", "held-back"]
 
@@ -252,6 +252,4 @@ def _ratio(a: float, b: float) -> float:
 
 
 def _percentile(values: Sequence[float], q: int) -> float:
-    if len(values) < 2:
-        return values[0] if values else 0.0
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+    return percentile(sorted(values), q / 100) if values else 0.0
