@@ -25,7 +25,16 @@ import sqlalchemy as sa
 
 from warden.errors import InvalidRequest
 from warden.store.base import RequestFilter, SummaryRow
-from warden.store.rollup import HOUR, LATENCY_P, TTFT_P, HourBlocks, Key, Partial, hour_versions
+from warden.store.rollup import (
+    HOUR,
+    LATENCY_P,
+    TTFT_P,
+    HourBlocks,
+    Key,
+    Partial,
+    flat,
+    hour_versions,
+)
 from warden.store.rollup import partials as read_partials
 
 Groups = dict[str | None, Partial]
@@ -62,32 +71,25 @@ def union_percentile(a: Sequence[float], b: Sequence[float], p: float) -> float:
     return low + (high - low) * (h - lo)
 
 
-def _flat(runs: list[array[float]]) -> array[float]:
-    """One ascending array of the values of some ascending runs."""
-    if len(runs) == 1:
-        return runs[0]
-    values: list[float] = []
-    for run in runs:
-        values.extend(run)
-    values.sort()  # timsort merges the runs
-    return array("d", values)
-
-
 def _biggest_apart(runs: list[array[float]]) -> tuple[Sequence[float], Sequence[float]]:
     """The biggest run, and the others merged: the two sides of ``union_percentile``."""
     if not runs:
         return (), ()
     big = max(range(len(runs)), key=lambda i: len(runs[i]))
     rest = runs[:big] + runs[big + 1:]
-    return runs[big], _flat(rest) if rest else ()
+    return runs[big], flat(rest) if rest else ()
 
 
-def _by_group(parts: Mapping[Key, Partial], into: Groups | None = None) -> Groups:
-    """``parts`` (by unit and group) added up by group, into copies (``into``, or new)."""
+def _by_group(parts: Mapping[Key, Partial], into: Groups | None = None,
+              adopt: bool = False) -> Groups:
+    """``parts`` (by unit and group) added up by group (into ``into``, or new), into copies
+    unless ``adopt`` (then the result may hold and change the parts)."""
     out: Groups = {} if into is None else into
     for (_, grp), part in parts.items():
         if grp in out:
             out[grp].add(part)
+        elif adopt:
+            out[grp] = part
         else:
             out[grp] = dataclasses.replace(part, latencies=list(part.latencies),
                                            ttfts=list(part.ttfts))
@@ -149,7 +151,8 @@ class Spans:
         if where.text or first >= end:
             # A text search is never cached (an erased payload bumps no version); a range
             # without a whole hour is small.
-            groups = _by_group(read_partials(conn, where, group_by, HOUR, values=percentiles))
+            groups = _by_group(read_partials(conn, where, group_by, HOUR, values=percentiles),
+                               adopt=True)
         else:
             rest = dataclasses.replace(where, since=None, until=None)
             groups = {grp: dataclasses.replace(part, latencies=list(part.latencies),
@@ -158,7 +161,7 @@ class Spans:
                                                     percentiles).items()}
             for lo, hi in ((None, first * HOUR), (end * HOUR, None)):
                 _by_group(read_partials(conn, where, group_by, HOUR, lo, hi, percentiles),
-                          groups)
+                          groups, adopt=True)
         rows = [summary_row(grp, part, until - since, percentiles)
                 for grp, part in groups.items() if part.count]
         rows.sort(key=lambda row: (-row.count, row.group is not None, row.group or ""))
@@ -175,10 +178,10 @@ class Spans:
                 self._spans.move_to_end(key)
                 return span.groups
         hours, _ = self._blocks.hours(conn, rest, group_by, first, end, values, versions)
-        groups = _by_group(hours)
+        groups = _by_group(hours, adopt=True)
         for part in groups.values():
-            part.latencies = [_flat(part.latencies)] if part.latencies else []
-            part.ttfts = [_flat(part.ttfts)] if part.ttfts else []
+            part.latencies = [flat(part.latencies)] if part.latencies else []
+            part.ttfts = [flat(part.ttfts)] if part.ttfts else []
         self._keep(key, _Span((first, end), versions, groups,
                               sum(p.values for p in groups.values())))
         return groups
