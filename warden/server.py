@@ -66,7 +66,7 @@ def serve(config: Config, *, config_path: Path | None, host: str | None, port: i
     """Serve until SIGINT/SIGTERM; SIGHUP reloads the config file."""
     host = host or config.server.host
     port = config.server.port if port is None else port
-    app = create_app(config, config_path=config_path, handle_sighup=True)
+    app = create_app(config, config_path=config_path, handle_sighup=True, freeze_startup=True)
     keyring = app.state.keyring
     access = check_bind(config, host, allow_public, keyring is not None and keyring.has_keys)
     server = uvicorn.Server(uvicorn_config(app, host, port, config.server.drain_timeout_s,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Mapping
@@ -38,6 +39,7 @@ from warden.errors import WardenError
 from warden.lifecycle.integrity_log import IntegrityLog
 from warden.limits.limiter import Limiter
 from warden.limits.metrics import LimitMetrics
+from warden.observe.gcpauses import GcPauses
 from warden.observe.keeper import RecordKeeper
 from warden.observe.metrics import GatewayMetrics
 from warden.observe.resources import ResourceSampler
@@ -56,13 +58,19 @@ def create_app(
     registry: ProviderRegistry | None = None,
     env: Mapping[str, str] | None = None,
     handle_sighup: bool = False,
+    freeze_startup: bool = False,
     keeper: RecordKeeper | None = None,
     limiter: Limiter | None = None,
 ) -> Starlette:
     """The gateway app for ``config``. ``config_path`` is what reloads read again.
 
     ``keeper`` records every request; by default one is opened on the configured store (its
-    migrations run here, so an unreachable database fails now, with a clear StoreError)."""
+    migrations run here, so an unreachable database fails now, with a clear StoreError).
+
+    ``freeze_startup`` (for the process that serves the app) moves what exists once the app has
+    started out of the garbage collector's reach (``gc.freeze``): the modules, the config, the
+    runtime, the models' tables. A full collection then walks only what was made since, and
+    pauses every thread for ~2 ms instead of ~25-40 ms."""
     pm = make_plugin_manager()
     registry = registry or ProviderRegistry(pm)
     scanners = ScannerRegistry(pm)
@@ -82,6 +90,8 @@ def create_app(
     metrics.registry.register(resources)
     metrics.registry.register(LimitMetrics(limiter.stats))
     metrics.registry.register(integrity)
+    gc_pauses = GcPauses()
+    metrics.registry.register(gc_pauses)
     if keeper.tracer is not None:
         metrics.registry.register(keeper.tracer)
     openai_api = OpenAIApi(holder, config.server.max_body_bytes, on_finish=keeper.finish)
@@ -110,17 +120,22 @@ def create_app(
         if keyring is not None:
             await keyring.start()
         resources.start()
+        gc_pauses.start()
         await dashboard.start()
         try:
             await holder.current.start()
         except BaseException:
             await dashboard.close()
             await resources.stop()
+            gc_pauses.stop()
             if keyring is not None:
                 await keyring.close()
             await keeper.close()
             raise
         holder.current.health.start()
+        if freeze_startup:
+            gc.collect()  # what starting left behind is freed, not frozen
+            gc.freeze()
         loop = asyncio.get_running_loop()
         if handle_sighup:
             def on_sighup() -> None:
@@ -137,6 +152,7 @@ def create_app(
             await holder.close()
             await limiter.aclose()
             await resources.stop()
+            gc_pauses.stop()
             if keyring is not None:
                 await keyring.close()
             await keeper.close()
