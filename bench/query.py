@@ -26,6 +26,7 @@ import argparse
 import http.client
 import itertools
 import json
+import math
 import os
 import secrets
 import statistics
@@ -228,8 +229,39 @@ class Client:
             raise BenchError(f"GET {path} answered {resp.status}: {body[:500]!r}")
         return ms, json.loads(body)
 
+    def text(self, path: str) -> str:
+        self.conn.request("GET", path, headers=self.headers)
+        resp = self.conn.getresponse()
+        body = resp.read().decode()
+        if resp.status != 200:
+            raise BenchError(f"GET {path} answered {resp.status}: {body[:500]!r}")
+        return body
+
     def close(self) -> None:
         self.conn.close()
+
+
+def full_collections(metrics: str) -> dict[str, Any]:
+    """The gateway's full (generation 2) garbage collections so far, from its /metrics: how
+    many, their total, the bucket bound of the longest, and the objects frozen at start."""
+    buckets: list[tuple[float, float]] = []
+    out: dict[str, Any] = {}
+    for line in metrics.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name.startswith('warden_gc_pause_seconds_bucket{generation="2"'):
+            le = name.split('le="')[1].split('"')[0]
+            buckets.append((float(le), float(value)))
+        elif name == 'warden_gc_pause_seconds_count{generation="2"}':
+            out["count"] = int(float(value))
+        elif name == 'warden_gc_pause_seconds_sum{generation="2"}':
+            out["total_ms"] = round(1e3 * float(value), 1)
+        elif name == "warden_gc_frozen_objects":
+            out["frozen_objects"] = int(float(value))
+    if "count" not in out:
+        raise BenchError("the gateway's /metrics has no warden_gc_pause_seconds")
+    longest = next((le for le, n in sorted(buckets) if n >= out["count"]), math.inf)
+    out["longest_ms_at_most"] = 1e3 * longest
+    return out
 
 
 def path(endpoint: str, **params: Any) -> str:
@@ -307,6 +339,14 @@ def markdown(result: dict[str, Any]) -> str:
                 for m in backend["measurements"]]
         lines += [table(("query", "first ms", "p50 ms", "p95 ms", "max ms", "rows", "target"),
                         rows, (False, True, True, True, True, True, True)), ""]
+        gcs = backend["full_collections"]
+        lines += [
+            f"Full garbage collections in the gateway from its start to the end of the run: "
+            f"{gcs['count']}, {gcs['total_ms']:,.1f} ms in all, the longest ≤ "
+            f"{gcs['longest_ms_at_most']:g} ms (`warden_gc_pause_seconds`); "
+            f"{gcs['frozen_objects']:,} objects made at start frozen out of their walks.",
+            "",
+        ]
     lines += [
         "rows: records (or stats rows) in the answer; `+`: a next_cursor came with it. "
         "**first**: the first call after the gateway started; for the statistics, that call "
@@ -353,10 +393,12 @@ def main() -> int:
                           f"{m['p50_ms']:8.1f}  p95 {m['p95_ms']:8.1f} ms  rows {m['rows']}"
                           f"{'' if m['ok'] else '   MISSES THE TARGET'}", flush=True)
                     measurements.append(m)
+                collections = full_collections(client.text("/metrics"))
             finally:
                 client.close()
         public = {k: v for k, v in meta.items() if k != "url"}
-        results.append({"backend": backend, "dataset": public, "measurements": measurements})
+        results.append({"backend": backend, "dataset": public, "measurements": measurements,
+                        "full_collections": collections})
     result: dict[str, Any] = {
         "date": now_iso(), "machine": machine(),
         "versions": package_versions(PYTHON, ["warden", "sqlalchemy", "psycopg"]),

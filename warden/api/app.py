@@ -70,7 +70,9 @@ def create_app(
     ``freeze_startup`` (for the process that serves the app) moves what exists once the app has
     started out of the garbage collector's reach (``gc.freeze``): the modules, the config, the
     runtime, the models' tables. A full collection then walks only what was made since, and
-    pauses every thread for ~2 ms instead of ~25-40 ms."""
+    pauses every thread for ~2 ms instead of ~25-40 ms. Frozen objects are still freed when
+    their last reference goes; only cycles among them are not (the first runtime's, after a
+    reload: once)."""
     pm = make_plugin_manager()
     registry = registry or ProviderRegistry(pm)
     scanners = ScannerRegistry(pm)
@@ -120,14 +122,12 @@ def create_app(
         if keyring is not None:
             await keyring.start()
         resources.start()
-        gc_pauses.start()
         await dashboard.start()
         try:
             await holder.current.start()
         except BaseException:
             await dashboard.close()
             await resources.stop()
-            gc_pauses.stop()
             if keyring is not None:
                 await keyring.close()
             await keeper.close()
@@ -136,6 +136,7 @@ def create_app(
         if freeze_startup:
             gc.collect()  # what starting left behind is freed, not frozen
             gc.freeze()
+        gc_pauses.start()  # the pauses while serving
         loop = asyncio.get_running_loop()
         if handle_sighup:
             def on_sighup() -> None:
