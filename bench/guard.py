@@ -4,14 +4,19 @@ all input scanners together.
     .venv/bin/python bench/guard.py [--data ../shared/data]
 
 1. **Injection** (``injection`` scanner, default threshold 0.5): the held-out part of every
-   source (``warden.guard.injection.corpus.split``; NotInject two and three and PurpleLlama's
-   logic-violating cases are never trained on) is written as JSONL to a temporary folder outside
-   the repository, and ``warden guard eval --scanner injection --json`` runs on each file.
+   source (``warden.guard.injection.corpus.split``; NotInject two and three, alone and under a
+   system prompt, are never trained on) is written as JSONL to a temporary folder outside the
+   repository, each text with the system prompt it was sent under where it has one (PurpleLlama's
+   cases, and the benign sets put under a system prompt), and ``warden guard eval --scanner
+   injection --json`` runs on each file; once more on all of them with the system prompts left
+   out, to show what reading them adds.
 2. **PII** (``pii`` scanner): ``warden guard eval --part held-back --json`` on
    ``pii/presidio_synth_dataset_v2.json``, regex only and with ``ner=true``.
 3. **Latency**: every input scanner that needs no model (pii without NER, secrets, injection,
    hidden_text, banned_substrings, banned_topics, token_limit, toxicity) run one after the other
-   on each of 200 real 60-word prompts; p50 and p95 of the whole set per prompt.
+   on each of 200 real 60-word prompts; p50 and p95 of the whole set per prompt. Then the
+   injection scanner alone on the same prompts, without and with a system prompt (an app's
+   assistant prompt, ``corpus.APP_PROMPT``).
 
 Results: a table on stdout, bench/results/guard.md and .json.
 """
@@ -51,42 +56,59 @@ def eval_cli(scanner: str, path: Path, *extra: str) -> dict[str, Any]:
     return dict(json.loads(res.stdout))
 
 
+ALL = "all attacks and benign texts"
+WITHHELD = "the same, system prompts left out"
+NOT_LOGIC = "all but the logic-violating attacks"
+
+
+def trained_on(name: str) -> str:
+    """What of a held-out set's source the model was trained on."""
+    if name in (ALL, WITHHELD, NOT_LOGIC):
+        return "other part, or never"
+    return "never" if name in corpus.EVAL_ONLY else "other part"
+
+
+def _line(s: corpus.Sample, with_system: bool) -> str:
+    row: dict[str, Any] = {"text": s.text, "label": s.label}
+    if with_system and s.system is not None:
+        row["system"] = s.system
+    return json.dumps(row) + "\n"
+
+
 def injection_rows(data: Path, folder: Path) -> list[dict[str, Any]]:
     _, held = corpus.split(corpus.load(data))
     sources = sorted({s.source for s in held})
-    rows = []
-    groups = {"all attacks and benign texts": held,
-              "without context-dependent attacks":
-                  [s for s in held if s.source != corpus.CONTEXT_DEPENDENT]}
+    groups = {ALL: held, WITHHELD: held,
+              NOT_LOGIC: [s for s in held if s.source != corpus.CONTEXT_DEPENDENT]}
     groups.update({source: [s for s in held if s.source == source] for source in sources})
+    rows = []
     for name, samples in groups.items():
-        path = folder / (name.replace(" ", "_").replace("[", "_").replace("]", "") + ".jsonl")
-        path.write_text("".join(json.dumps({"text": s.text, "label": s.label}) + "\n"
-                                for s in samples))
+        path = folder / (corpus.slug(name) + ".jsonl")
+        path.write_text("".join(_line(s, name != WITHHELD) for s in samples))
         report = eval_cli("injection", path)
         attacks = sum(1 for s in samples if s.label == corpus.ATTACK)
         rows.append({"set": name, "attacks": attacks, "benign": len(samples) - attacks,
-                     "trained_on": "never" if name in corpus.EVAL_ONLY
-                     or name == corpus.CONTEXT_DEPENDENT else "other part", **report})
+                     "system_prompts": sum(1 for s in samples if s.system) if name != WITHHELD else 0,
+                     "trained_on": trained_on(name), **report})
     return rows
 
 
-def latency(data: Path) -> dict[str, float]:
-    registry = ScannerRegistry(make_plugin_manager())
-    scanners: list[Scanner] = [registry.get(n, n).from_options(o)
-                               for n, o in INPUT_SCANNERS.items()]
-    lines = (data / "benign" / "selfinstruct_user_oriented.jsonl").read_text().splitlines()
+def _prompts(data: Path) -> list[str]:
+    """Up to 200 real prompts of at least 60 words (self-instruct), cut to 60."""
     prompts = []
-    for line in lines:
+    for line in (data / "benign" / "selfinstruct_user_oriented.jsonl").read_text().splitlines():
         row = json.loads(line)
         words = (row["instruction"] + " " + " ".join(
             i.get("input", "") for i in row.get("instances", []))).split()
         if len(words) >= 60:
             prompts.append(" ".join(words[:60]))
-    prompts = prompts[:200]
     if not prompts:
         raise BenchError("no 60-word prompts found in the benign set")
-    ctx = ScanContext(where="input")
+    return prompts[:200]
+
+
+def _timed(scanners: list[Scanner], prompts: list[str], ctx: ScanContext) -> dict[str, float]:
+    """p50 and p95 (ms) of running every scanner on one prompt, over five passes."""
     for s in scanners:
         s.scan(prompts[0], ctx)  # load what loads lazily
     per_prompt = []
@@ -97,24 +119,41 @@ def latency(data: Path) -> dict[str, float]:
                 s.scan(p, ctx)
             per_prompt.append((time.perf_counter() - t0) * 1000)
     per_prompt.sort()
-    return {"prompts": len(prompts), "p50_ms": statistics.median(per_prompt),
+    return {"p50_ms": statistics.median(per_prompt),
             "p95_ms": per_prompt[int(0.95 * (len(per_prompt) - 1))]}
 
 
+def latency(data: Path) -> dict[str, Any]:
+    registry = ScannerRegistry(make_plugin_manager())
+    scanners: list[Scanner] = [registry.get(n, n).from_options(o)
+                               for n, o in INPUT_SCANNERS.items()]
+    injection = [s for s in scanners if s.name == "injection"]
+    prompts = _prompts(data)
+    bare = ScanContext(where="input")
+    system = ScanContext(where="input", system_prompt=corpus.APP_PROMPT.format(app="Gmail"))
+    return {"prompts": len(prompts), **_timed(scanners, prompts, bare),
+            "injection": _timed(injection, prompts, bare),
+            "injection_with_system_prompt": _timed(injection, prompts, system)}
+
+
 def markdown(inj: list[dict[str, Any]], pii: dict[str, dict[str, Any]],
-             lat: dict[str, float]) -> str:
+             lat: dict[str, Any]) -> str:
     out = [f"# Guardrail evaluation\n\n{now_iso()} · {machine()['cpu_model']} · "
            f"{machine()['cpus']} cores · produced by `warden guard eval` (bench/guard.py)\n",
            "## Prompt injection and jailbreaks (`injection`, threshold 0.5), held-out data\n",
-           "| held-out set | trained on | attacks | benign | precision | recall | F1 | "
-           "false-positive rate | p50 ms |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+           "Each text is scanned with the system prompt it was sent under, where it has one "
+           "(ScanContext.system_prompt, as in the gateway).\n",
+           "| held-out set | trained on | attacks | benign | with system prompt | precision | "
+           "recall | F1 | false-positive rate | p50 ms |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in inj:
         recall = f"{r['recall']:.3f}" if r["attacks"] else "n/a"
         fpr = f"{r['false_positive_rate']:.3f}" if r["benign"] else "n/a"
         prec = f"{r['precision']:.3f}" if r["attacks"] else "n/a"
         f1 = f"{r['f1']:.3f}" if r["attacks"] else "n/a"
         out.append(f"| {r['set']} | {r['trained_on']} | {r['attacks']} | {r['benign']} | "
-                   f"{prec} | {recall} | {f1} | {fpr} | {r['latency_ms']['p50']:.2f} |")
+                   f"{r['system_prompts']} | {prec} | {recall} | {f1} | {fpr} | "
+                   f"{r['latency_ms']['p50']:.2f} |")
     out += ["", "## PII (`pii`), held-back part of presidio_synth_dataset_v2.json, "
             "character level\n",
             "| mode | precision | recall | F1 | false-positive rate | p50 ms | p95 ms |",
@@ -126,7 +165,11 @@ def markdown(inj: list[dict[str, Any]], pii: dict[str, dict[str, Any]],
     out += ["", "## All input scanners together, no NER engine\n",
             f"{', '.join(INPUT_SCANNERS)} on each of {lat['prompts']} real 60-word prompts "
             f"(self-instruct), five passes: **p50 {lat['p50_ms']:.2f} ms**, "
-            f"p95 {lat['p95_ms']:.2f} ms (target: p50 ≤ 2 ms).", ""]
+            f"p95 {lat['p95_ms']:.2f} ms (target: p50 ≤ 2 ms).",
+            "", f"`injection` alone on the same prompts: p50 {lat['injection']['p50_ms']:.2f} ms, "
+            f"p95 {lat['injection']['p95_ms']:.2f} ms; under a system prompt (an app assistant's, "
+            f"`corpus.APP_PROMPT`): p50 {lat['injection_with_system_prompt']['p50_ms']:.2f} ms, "
+            f"p95 {lat['injection_with_system_prompt']['p95_ms']:.2f} ms.", ""]
     return "\n".join(out)
 
 

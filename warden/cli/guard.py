@@ -23,7 +23,8 @@ def guard_group() -> None:
 @guard_group.command("eval")
 @click.option("--scanner", "scanner_name", required=True, help="The scanner to measure (pii, ...).")
 @click.option("--input", "input_path", required=True, metavar="FILE",
-              help='JSON Lines of {"text", "label": 0|1}, or a Presidio-style JSON list of '
+              help='JSON Lines of {"text", "label": 0|1} (and optionally "system", the system '
+                   'prompt the text was sent under), or a Presidio-style JSON list of '
                    '{"full_text", "spans"}.')
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="A scanner option; VALUE is read as YAML (ner=true, min_score=0.6, "

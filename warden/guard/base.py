@@ -43,7 +43,7 @@ class ScanContext:
     where: Where
     model: str = ""
     key: str | None = None
-    system_prompt: str | None = None  # the request's system prompt (leak checks)
+    system_prompt: str | None = None  # the request's system prompt (leak checks, injection context)
     canary: str | None = None  # the canary token placed in the system prompt, if any
     response_format: Mapping[str, Any] | None = None  # the request's response_format
     extra: Mapping[str, Any] = field(default_factory=dict)

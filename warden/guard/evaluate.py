@@ -2,9 +2,11 @@
 
 Two kinds of input, told apart by their content:
 
-* **texts**: JSON Lines, one ``{"text": "...", "label": 0 or 1}`` per line. A text is predicted
-  positive when the scanner returns any detection scored at or above the threshold; precision,
-  recall, F1 and the false positive rate are over texts.
+* **texts**: JSON Lines, one ``{"text": "...", "label": 0 or 1}`` per line, and optionally
+  ``"system": "..."``, the system prompt the text was sent under (the scanner sees it as
+  ``ScanContext.system_prompt``, as it would in the gateway). A text is predicted positive when
+  the scanner returns any detection scored at or above the threshold; precision, recall, F1 and
+  the false positive rate are over texts.
 * **spans**: a Presidio-style JSON list of ``{"full_text": "...", "spans": [{"entity_type",
   "start_position", "end_position"}, ...]}``. Figures are over characters, whatever the entity
   type: a character is a true positive when it lies inside a gold span and inside a detection
@@ -29,7 +31,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,6 +49,7 @@ class EvalInputError(Exception):
 class LabelledText:
     text: str
     label: int
+    system: str | None = None  # the system prompt it was sent under
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +140,11 @@ def _load_texts(path: str | Path, raw: str) -> list[LabelledText]:
         label = item.get("label")
         if label not in (0, 1) or isinstance(label, float):
             raise EvalInputError(f'{path}, line {n}: "label" must be 0 or 1, not {label!r}')
-        out.append(LabelledText(item["text"], int(label)))
+        system = item.get("system")
+        if system is not None and not isinstance(system, str):
+            raise EvalInputError(f'{path}, line {n}: "system" must be a string (the system prompt) '
+                                 f"or absent, not {type(system).__name__}")
+        out.append(LabelledText(item["text"], int(label), system))
     return out
 
 
@@ -172,14 +179,19 @@ def _load_spans(path: str | Path, raw: str) -> list[SpanText]:
 
 def evaluate(scanner: Scanner, examples: Examples, *, threshold: float = 0.5,
              ctx: ScanContext | None = None) -> Report:
-    """Run ``scanner`` over ``examples`` and compute the figures (see the module docstring)."""
+    """Run ``scanner`` over ``examples`` and compute the figures (see the module docstring). A
+    labelled text's system prompt, where it has one, replaces ``ctx``'s."""
     ctx = ctx or ScanContext(where="input")
-    scanner.scan(examples[0].text, ctx)  # warm-up: lazy loads are not latency
+    contexts = [replace(ctx, system_prompt=e.system)
+                if isinstance(e, LabelledText) and e.system is not None else ctx
+                for e in examples]  # fmt: skip
+    scanner.scan(examples[0].text, contexts[0])  # warm-up: lazy loads are not latency
     found: list[list[Detection]] = []
     times_ms: list[float] = []
-    for e in examples:
+    texts = [e.text for e in examples]
+    for text, c in zip(texts, contexts, strict=True):
         t0 = time.perf_counter()
-        found.append(scanner.scan(e.text, ctx))
+        found.append(scanner.scan(text, c))
         times_ms.append((time.perf_counter() - t0) * 1000)
     return score(examples, found, times_ms, threshold=threshold)
 

@@ -1,11 +1,12 @@
 """One text through every layer: the signals the combiner weighs, computed the same way in the
-scanner and in the training script."""
+scanner and in the training script. A system prompt, where the request has one, adds the context
+signals (``warden.guard.injection.context``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from warden.guard.injection import features, heuristics
+from warden.guard.injection import context, features, heuristics
 from warden.guard.injection.heuristics import FAMILIES, ROLEPLAY, Hit
 from warden.guard.injection.model import Model
 from warden.guard.injection.normalise import Normalised, normalise
@@ -28,17 +29,20 @@ class Analysis:
     patterns: frozenset[str]  # every pattern that matched, in any view
     families: dict[str, float]  # strongest hit per family, over every view
     obfuscation: float  # how much the revealed or decoded views added
+    context: dict[str, float]  # the context signals; empty without a system prompt
 
     def first_hit(self) -> Hit | None:
         """The strongest hit on the normalised text (earliest among equals)."""
         return max(self.hits, key=lambda h: (h.weight, -h.start), default=None)
 
 
-def analyse(text: str, *, max_chars: int, decode_blobs: bool = True) -> Analysis:
-    """Normalise ``text``, run the heuristics on every view and hash its n-grams.
+def analyse(text: str, *, max_chars: int, decode_blobs: bool = True,
+            rules: context.Rules | None = None) -> Analysis:  # fmt: skip
+    """Normalise ``text``, run the heuristics on every view and hash its n-grams; with the
+    ``rules`` of the request's system prompt (``context.read``), compare the two.
 
-    The heuristics read the whole text; the n-gram layers read its first ``max_chars``
-    characters, which bounds their cost on very long inputs."""
+    The heuristics read the whole text; the n-gram layers and the context signals read its first
+    ``max_chars`` characters, which bounds their cost on very long inputs."""
     norm = normalise(text, decode_blobs=decode_blobs)
     hits = heuristics.find(norm.text)
     families = heuristics.strongest(hits)
@@ -53,6 +57,10 @@ def analyse(text: str, *, max_chars: int, decode_blobs: bool = True) -> Analysis
             if weight > families[family]:
                 obfuscation = max(obfuscation, weight)
                 families[family] = weight
+    ctx: dict[str, float] = {}
+    if rules is not None:
+        views = (norm.text[:max_chars], norm.revealed[:max_chars], *(d[:max_chars] for d in norm.decoded))
+        ctx = context.signals(rules, views)
     return Analysis(
         norm=norm,
         grams=features.grams(norm.text[:max_chars]),
@@ -61,6 +69,7 @@ def analyse(text: str, *, max_chars: int, decode_blobs: bool = True) -> Analysis
         patterns=frozenset(patterns),
         families=families,
         obfuscation=obfuscation,
+        context=ctx,
     )
 
 
@@ -70,13 +79,14 @@ def classifier_logit(a: Analysis, model: Model) -> float:
 
 
 def signals(a: Analysis, classifier: float, similarity: float) -> dict[str, float]:
-    """The combiner's inputs by name: the layers' scores (``model.SIGNALS``) and one indicator
-    per pattern that matched (``pattern:<name>``)."""
+    """The combiner's inputs by name: the layers' scores and the context signals
+    (``model.SIGNALS``), and one indicator per pattern that matched (``pattern:<name>``)."""
     out = {
         "classifier": max(classifier, CLASSIFIER_FLOOR),
         "similarity": similarity,
         **{f: a.families[f] for f in FAMILIES},
         "obfuscation": a.obfuscation,
+        **a.context,
     }
     out.update((f"pattern:{name}", 1.0) for name in a.patterns)
     return out

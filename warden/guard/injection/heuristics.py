@@ -231,6 +231,9 @@ PATTERNS: tuple[Pattern, ...] = (
     _p(DELIMITER, "if-you-are-ai", 0.8, "if you are", rf"\bif you are an? {_AI}\b"),
     _p(DELIMITER, "note-to-ai", 0.8, "note to|attention|dear",
        rf"\b(?:note to|attention|dear) (?:the )?{_AI}\b"),
+    _p(DELIMITER, "decode-and-answer", 0.5, "decode|decipher|decrypt|interlace|combine",
+       r"\b(?:decode|decipher|decrypt|interlace|combine)\b[^\n]{0,80}?\b(?:and|then)\b[^\n]{0,30}?",
+       r"\b(?:tell|say|answer|follow|do|respond|execute|explain)\b"),
     _p(DELIMITER, "important-instructions", 0.6, "instruction",
        r"\bimportant[!:.]*\s*(?:new )?instructions?\b"),
 )  # fmt: skip

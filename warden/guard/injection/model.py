@@ -19,9 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from warden.guard.injection import context
+
 ARTIFACT = Path(__file__).with_name("injection.json.gz")
-FORMAT = 1
-SIGNALS = ("classifier", "similarity", "override", "roleplay", "extraction", "delimiter", "obfuscation")
+FORMAT = 2
+SIGNALS = (
+    "classifier", "similarity", "override", "roleplay", "extraction", "delimiter", "obfuscation",
+    *context.SIGNALS,
+)  # fmt: skip
 
 
 def _pack(values: array[Any]) -> str:
@@ -93,9 +98,10 @@ class Bank:
 
 @dataclass(slots=True, frozen=True)
 class Combiner:
-    """Logistic regression over the layers' signals: the scores named in ``SIGNALS`` and one
-    indicator per heuristic pattern (``pattern:<name>``), which corrects the family's weight for
-    that pattern where the data had something to say about it."""
+    """Logistic regression over the layers' signals: the scores named in ``SIGNALS`` (the context
+    signals among them, 0 without a system prompt) and one indicator per heuristic pattern
+    (``pattern:<name>``), which corrects the family's weight for that pattern where the data had
+    something to say about it."""
 
     coef: Mapping[str, float]
     intercept: float

@@ -4,18 +4,18 @@
 Unicode tag characters (invisible ASCII) made visible. Two more views exist only when the text
 calls for them: the *revealed* view, when it shows signs of obfuscation (leetspeak and
 look-alike letters mapped back, spaced-out letters "i g n o r e" joined), and the *decoded*
-blobs, what base64 or hex runs in it decode to. The heuristics read every view, the classifier
-the text and the decoded blobs; an instruction found only in a revealed view is itself a signal.
+blobs, what encoded runs in it decode to (``decode``). The heuristics read every view,
+the classifier the text and the decoded blobs; an instruction found only in a revealed view is
+itself a signal.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import unicodedata
 from dataclasses import dataclass
 
+from warden.guard.injection import decode
 from warden.guard.text import CONFUSABLES
 
 # Characters that render as nothing: zero-width, bidi controls, soft hyphen, variation selectors.
@@ -42,12 +42,6 @@ _LETTER = re.compile(r"[^\W\d_]")
 # Letters spaced out one separator apart; two or more spaces end a word ("i g n o r e  a l l").
 _SPACED = re.compile(r"(?<!\w)(?:\w[ .\-_*+|]){2,}\w(?!\w)")
 _SPACE_SEP = re.compile(r"[ .\-_*+|]")
-# Runs of base64 (standard or URL-safe) of at least 20 characters, looked for only in the words
-# that long (splitting on spaces is far cheaper than a regex over the whole text).
-_B64 = re.compile(r"[\w+/-]{20,}={0,2}")
-# Hex-encoded ASCII: every byte of printable text starts with a digit from 2 to 7.
-_HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[2-7][0-9A-Fa-f][ :]?){12,}")
-_HEX_SEP = re.compile(r"[ :]")
 # Signs of obfuscation, rare in ordinary text: two words in a row that mix letters with leet
 # digits or symbols ("1gn0re 4ll", not "mp3 player"), four letters spaced out, or a Latin letter
 # next to a Cyrillic or Greek one. Three searches: one alternation would be three times slower.
@@ -56,7 +50,6 @@ _LEET_PAIR = re.compile(rf"(?:[a-z]{_LEET}|{_LEET}[a-z])\S*\s+\S*?(?:[a-z]{_LEET
 _SPACED_HINT = re.compile(r"(?<!\w)\w[ .\-_*+|]\w[ .\-_*+|]\w[ .\-_*+|]\w(?!\w)")
 _GREEK_CYRILLIC = re.compile(r"[\u0370-\u03ff\u0400-\u04ff]")
 _MIXED_SCRIPT = re.compile(r"[a-z][\u0370-\u03ff\u0400-\u04ff]|[\u0370-\u03ff\u0400-\u04ff][a-z]")
-_MAX_BLOBS, _MAX_BLOB = 8, 65_536  # a prompt of nothing but base64 must not cost more than a read
 
 
 @dataclass(slots=True, frozen=True)
@@ -64,7 +57,8 @@ class Normalised:
     """The views of one text. ``text`` is what every layer reads; ``aligned`` says whether its
     character offsets are those of the original (then heuristic spans can be reported);
     ``revealed`` is the de-obfuscated view, or "" when the text shows no sign of obfuscation;
-    ``decoded`` holds what base64/hex blobs decode to; ``hidden`` counts invisible characters."""
+    ``decoded`` holds what encoded runs in it decode to (``decode.blobs``); ``hidden`` counts
+    invisible characters."""
 
     text: str
     aligned: bool
@@ -80,7 +74,7 @@ def normalise(raw: str, *, decode_blobs: bool = True) -> Normalised:
     else:
         hidden = len(_HIDDEN.findall(raw))
         text = unicodedata.normalize("NFKC", raw.translate(_CLEAN) if hidden else raw).casefold()
-    decoded = _decode_blobs(raw) if decode_blobs else ()
+    decoded = decode.blobs(raw) + decode.spelled_out(text) if decode_blobs else ()
     return Normalised(text, len(text) == len(raw), _reveal(text), decoded, hidden)
 
 
@@ -102,43 +96,3 @@ def _reveal(text: str) -> str:
 def _unleet(m: re.Match[str]) -> str:
     word = m.group()
     return word.translate(_UNLEET) if _LETTER.search(word) else word  # "1337" stays a number
-
-
-def _printable(data: bytes) -> str | None:
-    """``data`` as text when it reads like words (a decoded instruction), else None."""
-    try:
-        s = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if len(s) < 8 or " " not in s:
-        return None
-    letters = sum(1 for c in s if c.isalpha() or c == " ")
-    return s if letters >= 0.8 * len(s) else None
-
-
-def _decode_blobs(raw: str) -> tuple[str, ...]:
-    found: list[str] = []
-    long_words = [w for w in raw.split() if len(w) >= 20]
-    for m in (m for w in long_words for m in _B64.finditer(w)):
-        blob = m.group()[:_MAX_BLOB]
-        urlsafe = "-" in blob or "_" in blob
-        if not blob.isascii() or (urlsafe and ("+" in blob or "/" in blob)):
-            continue
-        try:
-            data = base64.b64decode(blob + "=" * (-len(blob) % 4), altchars=b"-_" if urlsafe else None)
-        except (binascii.Error, ValueError):
-            continue  # not base64 after all: a long word, a path, an identifier
-        if (s := _printable(data)) is not None:
-            found.append(s.casefold())
-        if len(found) >= _MAX_BLOBS:
-            return tuple(found)
-    for m in _HEX.finditer(raw):
-        try:
-            data = bytes.fromhex(_HEX_SEP.sub("", m.group()[:_MAX_BLOB]))
-        except ValueError:
-            continue  # an odd number of digits
-        if (s := _printable(data)) is not None:
-            found.append(s.casefold())
-        if len(found) >= _MAX_BLOBS:
-            break
-    return tuple(found)

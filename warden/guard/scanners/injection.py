@@ -1,13 +1,20 @@
 """``injection``: prompt injection and jailbreak attempts in a prompt (OWASP LLM01).
 
 Three layers read the same normalised text (NFKC, case-folded, invisible characters removed;
-leetspeak, look-alike letters, spaced-out letters and base64/hex blobs revealed):
+leetspeak, look-alike letters, spaced-out letters revealed; base64, hex, binary and Morse runs,
+named ciphers and split pieces spelled out):
 
 1. heuristics: patterns for instruction override, role-play jailbreaks, system-prompt
    extraction and delimiter or hidden-instruction injection (``warden.guard.injection.heuristics``);
 2. similarity: the share of the prompt's word trigrams found in one known attack of a shipped
    bank of hashed trigrams;
 3. a classifier: logistic regression over hashed word unigrams and bigrams.
+
+With the request's system prompt (``ScanContext.system_prompt``) the scanner also compares the two:
+whether the prompt names what the system prompt rules out, asks to do otherwise, switches
+language or sort order (``warden.guard.injection.context``). That is how it finds attacks that are
+attacks only against one system prompt ("into Spanish instead" to a bot that translates into
+French).
 
 A logistic combiner, fitted on data with the rest, turns the layers' signals into one
 probability. The scanner reports it as one detection about the whole text: ``jailbreak`` when the
@@ -27,6 +34,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from warden.guard.base import Detection, ScanContext, Scanner, ScannerOptions, Where
+from warden.guard.injection import context
 from warden.guard.injection import model as injection_model
 from warden.guard.injection.analysis import Analysis, analyse, score
 from warden.hookspecs import hookimpl
@@ -46,13 +54,22 @@ class InjectionOptions(ScannerOptions):
         description="The classifier and the similarity layer read this many leading characters; "
         "the patterns read the whole text.",
     )
-    decode_blobs: bool = Field(True, description="Decode base64 and hex blobs and scan what they hide.")
+    decode_blobs: bool = Field(
+        True,
+        description="Decode base64, hex, binary and Morse runs, ciphers the prompt names and pieces it "
+        "asks to combine, and scan what they say.",
+    )
     spans: bool = Field(
         False,
         description="Give a detection the span of its strongest pattern match. Then a redact action "
         "cuts that phrase out instead of blocking: the rest of the attack reaches the model.",
     )
 
+
+# The rules read from the last system prompts seen, kept per scanner (a memo, the same for every
+# call): a deployment sends the same few system prompts again and again, and reading a long one
+# costs more than scanning the prompt.
+RULES_CACHE = 64
 
 # A span is reported only for a pattern that names the attack itself ("ignore all previous
 # instructions"), not for a weak cue ("ChatGPT") that a redact action would cut out for nothing.
@@ -77,23 +94,26 @@ class InjectionScanner(Scanner):
         assert isinstance(options, InjectionOptions)
         self.opts = options
         self.model = model if model is not None else _load(injection_model.ARTIFACT)
+        self._rules = functools.lru_cache(maxsize=RULES_CACHE)(context.read)
 
     @property
     def threshold(self) -> float:
         """The threshold the shipped model was measured at (docs/guardrails-injection.md)."""
         return self.model.threshold
 
-    def score(self, text: str) -> tuple[float, str]:
-        """(probability that ``text`` is an attack, detection type)."""
-        return score(self._analyse(text), self.model)
+    def score(self, text: str, system: str | None = None) -> tuple[float, str]:
+        """(probability that ``text`` is an attack, sent under the ``system`` prompt if given,
+        detection type)."""
+        return score(self._analyse(text, system), self.model)
 
-    def _analyse(self, text: str) -> Analysis:
-        return analyse(text, max_chars=self.opts.max_chars, decode_blobs=self.opts.decode_blobs)
+    def _analyse(self, text: str, system: str | None) -> Analysis:
+        return analyse(text, max_chars=self.opts.max_chars, decode_blobs=self.opts.decode_blobs,
+                       rules=self._rules(system) if system else None)  # fmt: skip
 
     def scan(self, text: str, ctx: ScanContext) -> list[Detection]:
         if not text.strip():
             return []
-        a = self._analyse(text)
+        a = self._analyse(text, ctx.system_prompt)
         p, kind = score(a, self.model)
         if p < self.opts.report_above:
             return []
