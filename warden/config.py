@@ -195,6 +195,11 @@ class StoreSettings(_Model):
     )
     queue_size: int = Field(10000, ge=100, description="Records buffered in memory before the "
                             "recorder spools to disk.")
+    cache_mib: int = Field(
+        128, ge=0, description="Memory for the statistics kept between queries (hour blocks and "
+        "merged ranges, 8 bytes a latency): a million records take ~12 MiB per filter and "
+        "grouping. Least recently used first out; 0 = keep none."
+    )
 
 
 class TracingSettings(_Model):

@@ -11,7 +11,7 @@ from array import array
 from typing import Any
 
 from tests.store.factory import make_record
-from warden.store import RequestFilter, SqlStore, StatsQuery
+from warden.store import RequestFilter, SqlStore, StatsQuery, open_store
 from warden.store.rollup import Block, Partial
 
 HOUR = 3600.0
@@ -76,3 +76,24 @@ def test_blocks_hold_a_few_objects_per_hour_whatever_their_groups(store: SqlStor
     gc.collect()
     # The OrderedDict, and one object per block.
     assert _tracked(blocks) == 1 + len(blocks)
+
+
+def test_the_cache_bound_comes_from_cache_mib_and_zero_keeps_nothing(store_url: str) -> None:
+    rng = random.Random(5)
+    records = [make_record(i, started_at=START + rng.random() * 12 * HOUR, model=f"m{i % 3}",
+                           latency_s=rng.random()) for i in range(600)]
+    query = StatsQuery(bucket_s=HOUR, group_by="model",
+                       where=RequestFilter(since=START, until=START + 12 * HOUR))
+    kept, none = open_store(store_url, cache_mib=1), open_store(store_url, cache_mib=0)
+    assert isinstance(kept, SqlStore) and isinstance(none, SqlStore)
+    try:
+        kept.write(records, [])
+        assert kept._blocks.max_values == kept._spans.max_values == 2**20 // 16
+        assert none._blocks.max_values == 0
+        assert none.stats(query) == kept.stats(query) == kept.stats(query)
+        assert len(kept._blocks._blocks) == 12 and not none._blocks._blocks
+        where = RequestFilter(since=START, until=START + 12 * HOUR)
+        assert none.summary(where, "model") == kept.summary(where, "model")
+    finally:
+        kept.close()
+        none.close()

@@ -43,7 +43,7 @@ class RecordKeeper:
     @classmethod
     def open(cls, config: Config) -> RecordKeeper:
         """Open the configured store (running its migrations) and a recorder in front of it."""
-        store = open_store(store_url(config))
+        store = open_store(store_url(config), cache_mib=config.store.cache_mib)
         spool = Path(config.server.data_dir).resolve() / "spool.jsonl"
         spool.parent.mkdir(parents=True, exist_ok=True)
         return cls(config, store, Recorder(store, spool, queue_size=config.store.queue_size),

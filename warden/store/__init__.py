@@ -44,9 +44,10 @@ __all__ = [
 ]
 
 
-def open_store(url: str) -> Store:
-    """The store at ``url``, its schema migrated to this version. Raises StoreError when the
-    database cannot be reached, a migration fails, or the database's schema is newer."""
+def open_store(url: str, cache_mib: float = 128) -> Store:
+    """The store at ``url``, its schema migrated to this version, keeping at most ``cache_mib``
+    of statistics between queries. Raises StoreError when the database cannot be reached, a
+    migration fails, or the database's schema is newer."""
     try:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError as exc:
@@ -59,4 +60,4 @@ def open_store(url: str) -> Store:
         except OSError as exc:
             raise StoreError(f"cannot create the folder of the SQLite store {path}: {exc}; "
                              "choose a writable path in the store URL") from exc
-    return SqlStore(url)
+    return SqlStore(url, cache_mib)

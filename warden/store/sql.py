@@ -108,7 +108,7 @@ def _on_sqlite_writer_connect(dbapi_connection: sqlite3.Connection, _record: Any
 class SqlStore(Store):
     """The Store on one SQLite file or one PostgreSQL database; migrates it on opening."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, cache_mib: float = 128) -> None:
         parsed = engine_url(url)
         self.dialect = parsed.get_backend_name()
         self.where = sa.make_url(url).render_as_string(hide_password=True)  # as the user wrote it
@@ -142,8 +142,10 @@ class SqlStore(Store):
         # Serialises this process's SQLite writes; other processes wait on busy_timeout.
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
         self._keys = KeyStore(self._read, self._write)
-        self._blocks = HourBlocks()
-        self._spans = Spans(self._blocks)
+        # Half for the hour blocks, half for the merged ranges made of them; 8 bytes a value.
+        values = int(cache_mib * 2**20 / 8 / 2)
+        self._blocks = HourBlocks(max_values=values)
+        self._spans = Spans(self._blocks, max_values=values)
         try:
             with self._errors("open"):
                 migrate(self.engine, self.where)
