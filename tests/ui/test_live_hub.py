@@ -93,3 +93,7 @@ async def test_latest_is_at_most_a_tick_old_and_warming_goes_on_after_a_failure(
     finally:
         await hub.close()
     assert len(calls) >= 2 and warmed.is_set()
+    # Counted at /metrics: every warm-up that ended, failed ones too, and the last one's length.
+    families = {m.name: m for m in hub.collect()}
+    assert families["warden_dashboard_warmups"].samples[0].value == hub.warmups >= 1
+    assert 0 <= families["warden_dashboard_last_warmup_seconds"].samples[0].value < 2

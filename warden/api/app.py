@@ -105,6 +105,7 @@ def create_app(
         BudgetsApi(holder, keeper.store, limiter.stats)]
     sessions = SessionSecrets()  # the dashboard's; one per process, like the keyring
     dashboard = Dashboard(holder, keeper.store, sessions)
+    metrics.registry.register(dashboard.hub)
 
     async def healthz(request: Request) -> Response:
         return JSON({"status": "ok"})

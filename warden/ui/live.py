@@ -18,11 +18,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -68,6 +69,8 @@ class LiveHub:
         self._warmer: asyncio.Task[None] | None = None
         self._working: set[asyncio.Future[Any]] = set()  # computations in worker threads
         self.builds = 0  # snapshots computed, for tests and curiosity
+        self.warmups = 0  # warm-ups that ended, with or without an error
+        self.last_warm_s: float | None = None  # how long the last one took
 
     async def start(self) -> None:
         self._warmer = asyncio.get_running_loop().create_task(self._warm_forever())
@@ -172,7 +175,19 @@ class LiveHub:
                 log.exception("warming the dashboard's statistics failed")
             else:
                 log.debug("dashboard statistics warmed in %.2f s", time.monotonic() - began)
+            self.warmups += 1
+            self.last_warm_s = time.monotonic() - began
             await asyncio.sleep(self.warm_every_s)
+
+    def collect(self) -> Iterable[Metric]:
+        """Prometheus: the warm-ups so far and the last one's duration (the first after a start
+        reads every record of the long ranges; the dashboard's first views wait for it)."""
+        yield CounterMetricFamily("warden_dashboard_warmups", "Warm-ups of the dashboard's "
+                                  "statistics that ended, since start.", value=self.warmups)
+        if self.last_warm_s is not None:
+            yield GaugeMetricFamily("warden_dashboard_last_warmup_seconds",
+                                    "How long the last warm-up of the dashboard's statistics "
+                                    "took.", value=self.last_warm_s)
 
 
 def _sse(event: Event) -> bytes:
