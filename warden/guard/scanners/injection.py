@@ -17,26 +17,30 @@ attacks only against one system prompt ("into Spanish instead" to a bot that tra
 French).
 
 A logistic combiner, fitted on data with the rest, turns the layers' signals into one
-probability. The scanner reports it as one detection about the whole text: ``jailbreak`` when the
-role-play family dominates or the closest known attack is a jailbreak, else ``prompt_injection``
-(with ``spans: true``, the span of the strongest pattern match where the normalised text keeps
-the original's offsets). The model, its data and its measured accuracy:
-docs/guardrails-injection.md; scripts/train_injection.py retrains it.
+probability. A prompt whose probability falls in an uncertain band is read once more, for what
+it means: all-MiniLM-L6-v2 embeds it and a second, stacked combiner weighs that reading with the
+first (``warden.guard.injection.semantic``). Without the embedding model (the ``local`` extra) the
+first stage decides alone, and the log says so once. The scanner reports it as one detection
+about the whole text: ``jailbreak`` when the role-play family dominates or the closest known
+attack is a jailbreak, else ``prompt_injection`` (with ``spans: true``, the span of the strongest
+pattern match where the normalised text keeps the original's offsets). The model, its data and
+its measured accuracy: docs/guardrails-injection.md; scripts/train_injection.py retrains it.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
 from warden.guard.base import Detection, ScanContext, Scanner, ScannerOptions, Where
-from warden.guard.injection import context
+from warden.guard.injection import context, semantic
 from warden.guard.injection import model as injection_model
 from warden.guard.injection.analysis import Analysis, analyse, score
+from warden.guard.injection.semantic import Encoder
 from warden.hookspecs import hookimpl
 
 
@@ -58,6 +62,12 @@ class InjectionOptions(ScannerOptions):
         True,
         description="Decode base64, hex, binary and Morse runs, ciphers the prompt names and pieces it "
         "asks to combine, and scan what they say.",
+    )
+    semantic: bool = Field(
+        False,
+        description="Read the prompts the first stage is unsure of with the sentence-embedding model "
+        "(the local extra), where it is installed: fewer false positives on trigger-word prompts, "
+        "a little less recall (docs/guardrails-injection.md).",
     )
     spans: bool = Field(
         False,
@@ -82,19 +92,45 @@ def _load(path: Path) -> injection_model.Model:
     return injection_model.load(path)
 
 
+@functools.cache
+def _encoder() -> Encoder | None:
+    # One embedding model per process, loaded the first time a scanner wants it; None (said once
+    # in the log) when it is not installed.
+    return semantic.load_encoder(threads=1)
+
+
 class InjectionScanner(Scanner):
-    """Prompt injection and jailbreaks; one detection scored by the combined layers."""
+    """Prompt injection and jailbreaks; one detection scored by the combined layers.
+
+    ``encoder`` reads the prompts of the uncertain band (``semantic.Semantic``); by default the
+    process's all-MiniLM-L6-v2 when ``semantic`` is on, the artifact has a second stage and the
+    model is installed, else none."""
 
     name = "injection"
     directions: ClassVar[frozenset[Where]] = frozenset({"input"})
     options_model = InjectionOptions
 
-    def __init__(self, options: ScannerOptions, *, model: injection_model.Model | None = None) -> None:
+    def __init__(self, options: ScannerOptions, *, model: injection_model.Model | None = None,
+                 encoder: Encoder | None = None) -> None:  # fmt: skip
         super().__init__(options)
         assert isinstance(options, InjectionOptions)
         self.opts = options
         self.model = model if model is not None else _load(injection_model.ARTIFACT)
+        self.second = self.model.semantic if options.semantic else None
+        if self.second is not None and encoder is None:
+            encoder = _encoder()
+        self.encoder = encoder if self.second is not None else None
         self._rules = functools.lru_cache(maxsize=RULES_CACHE)(context.read)
+
+    @classmethod
+    def from_options(cls, raw: Mapping[str, Any] | None = None) -> Scanner:
+        options = InjectionOptions.model_validate(dict(raw or {}))
+        model = _load(injection_model.ARTIFACT)
+        encoder = _encoder() if options.semantic and model.semantic is not None else None
+        # The embedding model takes milliseconds on the prompts it reads: with it, the gateway
+        # runs the scanner in a worker thread.
+        built = SemanticInjectionScanner if encoder is not None else InjectionScanner
+        return built(options, model=model, encoder=encoder)
 
     @property
     def threshold(self) -> float:
@@ -104,7 +140,13 @@ class InjectionScanner(Scanner):
     def score(self, text: str, system: str | None = None) -> tuple[float, str]:
         """(probability that ``text`` is an attack, sent under the ``system`` prompt if given,
         detection type)."""
-        return score(self._analyse(text, system), self.model)
+        return self._score(self._analyse(text, system))
+
+    def _score(self, a: Analysis) -> tuple[float, str]:
+        p, kind = score(a, self.model)
+        if self.second is not None and self.encoder is not None:
+            p = self.second.rescore(p, a.norm.text, bool(a.context), self.encoder)
+        return p, kind
 
     def _analyse(self, text: str, system: str | None) -> Analysis:
         return analyse(text, max_chars=self.opts.max_chars, decode_blobs=self.opts.decode_blobs,
@@ -114,13 +156,19 @@ class InjectionScanner(Scanner):
         if not text.strip():
             return []
         a = self._analyse(text, ctx.system_prompt)
-        p, kind = score(a, self.model)
+        p, kind = self._score(a)
         if p < self.opts.report_above:
             return []
         hit = a.first_hit() if self.opts.spans and a.norm.aligned else None
         if hit is None or hit.weight < SPAN_WEIGHT:
             return [Detection(kind, round(p, 4))]
         return [Detection(kind, round(p, 4), hit.start, hit.end)]
+
+
+class SemanticInjectionScanner(InjectionScanner):
+    """The ``injection`` scanner with its second stage, the embedding model, loaded."""
+
+    blocking = True
 
 
 @hookimpl
