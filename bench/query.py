@@ -18,7 +18,8 @@ and the first page of requests, unfiltered and with each filter, and a next page
 end of the data set. Each query's first call after the gateway started is reported apart (the
 queries in turn); then, once the gateway's start-up warm-up of the dashboard's statistics has
 ended (its /metrics say so), each query runs ``--repeat`` times: the steady state. Targets:
-p95 of /api/stats ≤ 300 ms, of /api/requests ≤ 100 ms. Writes bench/results/query.md and bench/results/query.json.
+p95 of /api/stats ≤ 300 ms, of /api/requests ≤ 100 ms. Writes bench/results/query.md and
+bench/results/query.json.
 """
 
 from __future__ import annotations
