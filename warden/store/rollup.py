@@ -169,19 +169,10 @@ def _run(doubles: memoryview) -> array[float]:
     return run
 
 
-def _merged(runs: list[array[float]]) -> list[float]:
-    out: list[float] = []
-    for run in runs:
-        out.extend(run)
-    if len(runs) > 1:
-        out.sort()  # timsort merges the sorted runs
-    return out
-
-
 def stats_row(key: Key, bucket_s: float, part: Partial) -> StatsRow:
     """The StatsRow of a bucket's (merged) partial."""
     bucket, group = key
-    latencies, ttfts = _merged(part.latencies), _merged(part.ttfts)
+    latencies, ttfts = flat(part.latencies), flat(part.ttfts)
     lat50, lat95, lat99 = (percentile(latencies, p) for p in LATENCY_P)
     ttft50, ttft95 = (percentile(ttfts, p) if ttfts else None for p in TTFT_P)
     n = part.count
