@@ -50,9 +50,16 @@ _ONLY = re.compile(
     r"\b(?:only|solely|exclusively|strictly|stay focused|focus(?:ed)? on|"
     r"your (?:only |sole )?(?:job|task|role|purpose) is)\b"
 )
+# "this", "that" and "those" count as pronouns ("ignore that and ...", "forget about this.") and
+# before a word for instructions ("disregard those rules"), not before any other noun ("ignore this
+# warning", "forget about that trip").
+_PRONOUN = (
+    r"(?:it|(?:that|this|those)(?!\s+(?!(?:and|then|now|please|for|completely|entirely|altogether|"
+    r"instructions?|rules?|guidelines?|restrictions?|limits?|directions?|orders?|commands?|"
+    r"constraints?|polic(?:y|ies)|prompts?)\b)[a-z]))"
+)
 _DEVIATION = re.compile(
-    r"\b(?:instead|regardless|no matter what|forget (?:about )?(?:that|it|this|those)|"
-    r"(?:ignore|disregard) (?:that|it|this|those))\b"
+    rf"\b(?:instead|regardless|no matter what|forget (?:about )?{_PRONOUN}|(?:ignore|disregard) {_PRONOUN})\b"
 )
 # Closed classes: a system prompt that names one member and a prompt that names another.
 _CLASSES = tuple(
