@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from hashlib import sha256
 from pathlib import Path
 
+import injection_counterfactuals  # type: ignore[import-not-found]  # scripts/, beside this file
 import numpy as np
 from scipy.sparse import csr_matrix  # type: ignore[import-untyped]
 from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
@@ -78,6 +79,7 @@ THRESHOLD = 0.5
 CANDIDATES = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 FPR_BUDGET = 0.02
 MIN_SET = 60
+COUNTERFACTUAL = "counterfactual"
 SHORT = 500  # attacks up to this long get obfuscated and embedded copies
 # The second stage (``semantic``): a logistic regression over all-MiniLM-L6-v2 embeddings, stacked
 # with the first stage's score for the prompts whose first score falls in a band. The band and the
@@ -121,8 +123,10 @@ OBFUSCATIONS = (_leet, _spaced, _lookalike, _invisible, _b64)
 # -- counterfactual benign prompts. In the public data nearly every text that mentions a password,
 # a system prompt or "ignoring" something is an attack, so a classifier learns the topic rather
 # than the intent ("How do I reset my password?" scored 0.99). These everyday prompts, written for
-# this script (no data-set text), put the same words in benign sentences. The held-out evaluation
-# uses none of them.
+# this script (no data-set text), put the same words in benign sentences; more are in
+# injection_counterfactuals.py. Their source, COUNTERFACTUAL, is trained on but never sets an
+# operating point: they are written to be hard, not drawn from any traffic. The held-out
+# evaluation uses none of them.
 _TOPICS = ("password", "PIN", "passcode", "API key", "secret key", "login details", "system prompt",
            "instructions", "house rules", "previous message", "bank balance", "email address")  # fmt: skip
 _ASKS = (
@@ -153,9 +157,11 @@ _EVERYDAY = (
 
 
 def counterfactuals() -> list[Sample]:
-    """The benign prompts above: each question about each topic, and the everyday requests."""
+    """The benign prompts above: each question about each topic, and the everyday requests; and
+    the everyday uses of attacks' words of ``injection_counterfactuals``."""
     asks = [a.format(t) for a in _ASKS for t in _TOPICS]
-    return [Sample(text, BENIGN, "counterfactual") for text in (*asks, *_EVERYDAY)]
+    texts = (*asks, *_EVERYDAY, *injection_counterfactuals.ALL)
+    return [Sample(text, BENIGN, COUNTERFACTUAL) for text in texts]
 
 
 def augment(train: list[Sample], rng: random.Random) -> list[tuple[Sample, int]]:
@@ -287,7 +293,7 @@ def within_budget(probs: np.ndarray, train: list[Sample], t: float) -> bool:
     """True when every benign source of MIN_SET texts or more keeps within FPR_BUDGET at ``t``."""
     benign: dict[str, list[float]] = defaultdict(list)
     for p, s in zip(probs, train, strict=True):
-        if s.label != ATTACK:
+        if s.label != ATTACK and s.source != COUNTERFACTUAL:
             benign[s.source].append(float(p))
     sets = [ps for ps in benign.values() if len(ps) >= MIN_SET]
     return all(sum(p >= t for p in ps) <= FPR_BUDGET * len(ps) for ps in sets)
@@ -419,10 +425,11 @@ def _first_logit(p: np.ndarray) -> np.ndarray:
     return np.clip(np.log(q / (1 - q)), -sem.LOGIT_CLIP, sem.LOGIT_CLIP)
 
 
-def stack_features(first: np.ndarray, semantic: np.ndarray, system: np.ndarray) -> np.ndarray:
+def stack_features(first: np.ndarray, semantic: np.ndarray, system: np.ndarray,
+                   against: np.ndarray) -> np.ndarray:  # fmt: skip
     """The stacking combiner's inputs (``semantic.STACK``), as ``Semantic.features`` computes them."""
     return np.column_stack([_first_logit(first), np.clip(semantic, -sem.LOGIT_CLIP, sem.LOGIT_CLIP),
-                            system.astype(np.float64)])  # fmt: skip
+                            system.astype(np.float64), against])  # fmt: skip
 
 
 def cascade_out_of_fold(first: np.ndarray, z: np.ndarray, y: np.ndarray, weight: np.ndarray,
@@ -444,21 +451,20 @@ def false_positives(probs: np.ndarray, train: list[Sample], t: float) -> float:
     counts alike, as each is held to the same target."""
     benign: dict[str, list[float]] = defaultdict(list)
     for p, s in zip(probs, train, strict=True):
-        if s.label != ATTACK:
+        if s.label != ATTACK and s.source != COUNTERFACTUAL:
             benign[s.source].append(float(p))
     return sum(sum(p >= t for p in ps) / len(ps) for ps in benign.values())
 
 
-def fit_second_stage(first: np.ndarray, semantic: np.ndarray, system: np.ndarray, y: np.ndarray,
-                     weight: np.ndarray, groups: np.ndarray, train: list[Sample]
-                     ) -> tuple[tuple[float, float], float, np.ndarray]:  # fmt: skip
+def fit_second_stage(first: np.ndarray, z: np.ndarray, y: np.ndarray, weight: np.ndarray, groups: np.ndarray,
+                     train: list[Sample]) -> tuple[tuple[float, float], float, np.ndarray]:  # fmt: skip
     """The band (of BANDS) and operating point (of SECOND_CANDIDATES) of the cascade, chosen out
-    of fold, and its out-of-fold scores. ``first`` is the first stage's out-of-fold score,
-    already shifted to its operating point (0.5). The second stage is there to cut false
-    positives, not to buy recall: the choice is the one with the fewest (``false_positives``)
-    among those whose recall is at least the first stage's at its own point; then the higher
-    recall; then the narrower band (it costs time)."""
-    z = stack_features(first, semantic, system)
+    of fold, and its out-of-fold scores. ``z`` holds the stacking combiner's inputs
+    (``stack_features``); ``first`` is the first stage's out-of-fold score, already shifted to its
+    operating point (0.5). The second stage is there to cut false positives, not to buy recall:
+    the choice is the one with the fewest (``false_positives``) among those whose recall is at
+    least the first stage's at its own point; then the higher recall; then the narrower band (it
+    costs time)."""
     n = len(train)
     attacks = y[:n] == ATTACK
     floor = float((first[:n][attacks] >= 0.5).mean())
@@ -481,8 +487,34 @@ def fit_second_stage(first: np.ndarray, semantic: np.ndarray, system: np.ndarray
     return band, t, probs
 
 
-def train_model(train: list[Sample], cache: Path | None = None) -> m.Model:
-    """Fit every part on ``train``."""
+def report_probe(model: m.Model, probe: list[Sample]) -> None:
+    """The false-positive rate (or recall) of ``model`` at its threshold on the sources left out of
+    training (``--probe``), with and without the second stage."""
+    for semantic in (False, True):
+        scanner = InjectionScanner(InjectionOptions(semantic=semantic), model=model)
+        groups: dict[tuple[int, str], list[float]] = defaultdict(list)
+        for s in probe:
+            groups[(s.label, s.source)].append(scanner.score(s.text, s.system)[0])
+        for (label, source), ps in sorted(groups.items()):
+            rate = sum(p >= model.threshold for p in ps) / len(ps)
+            print(f"probe, {'with' if semantic else 'without'} the second stage: {source} "
+                  f"{'recall' if label == ATTACK else 'FPR'} {rate:.3f} (n={len(ps)})")
+
+
+def write_errors(path: Path, train: list[Sample], stages: dict[str, tuple[np.ndarray, float]]) -> None:
+    """The training texts each stage gets wrong out of fold, as JSONL (``{"stage", "score",
+    "label", "source", "text"}`` and ``"system"``), for reading what a change should fix."""
+    with path.open("w", encoding="utf-8") as f:
+        for stage, (probs, t) in stages.items():
+            for p, s in zip(probs[: len(train)], train, strict=True):
+                if (p >= t) != (s.label == ATTACK):
+                    row = {"stage": stage, "score": round(float(p), 3), "label": s.label, "source": s.source,
+                           "text": s.text, **({"system": s.system} if s.system else {})}  # fmt: skip
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def train_model(train: list[Sample], cache: Path | None = None, errors: Path | None = None) -> m.Model:
+    """Fit every part on ``train``; with ``errors``, write the out-of-fold errors there."""
     train = train + counterfactuals()
     extra = augment(train, random.Random(SEED))
     print(f"augmented: {dict(Counter(('attack' if s.label == ATTACK else 'benign') for s, _ in extra))}")
@@ -537,13 +569,17 @@ def train_model(train: list[Sample], cache: Path | None = None) -> m.Model:
     original = learn & (np.arange(len(rows)) < len(train))
     semantic_logits = semantic_out_of_fold(vectors, y, weight, groups, original)
     system = np.array([bool(a.context) for a in analyses])
-    band, second_point, cascade = fit_second_stage(first, semantic_logits, system, y, weight, groups, train)
+    against = np.array([sem.against(a.context) for a in analyses])
+    stacked = stack_features(first, semantic_logits, system, against)
+    band, second_point, cascade = fit_second_stage(first, stacked, y, weight, groups, train)
     print(f"with the second stage, band {band} (reads {np.mean((first >= band[0]) & (first < band[1])):.1%} "
           "of the training rows):")  # fmt: skip
     report_out_of_fold(cascade[: len(train)], train, second_point)
+    if errors is not None:
+        write_errors(errors, train, {"first": (first, 0.5), "cascade": (cascade, second_point)})
     semantic_clf = semantic_classifier(vectors[original], y[original], weight[original])
     inside = (first >= band[0]) & (first < band[1])
-    stacker = combiner(stack_features(first, semantic_logits, system)[inside], y[inside], weight[inside])
+    stacker = combiner(stacked[inside], y[inside], weight[inside])
     second = sem.Semantic(
         weights=tuple(float(w) for w in array("f", semantic_clf.coef_[0].astype(np.float32).tobytes())),
         bias=round(float(semantic_clf.intercept_[0]), 6),
@@ -581,21 +617,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--sweep", action="store_true", help="also show thresholds 0.3 to 0.9")
     ap.add_argument("--embed-cache", type=Path, help="keep the training texts' embeddings in this .npz "
                     "(outside the repository) between runs")  # fmt: skip
+    ap.add_argument("--errors", type=Path, help="write the out-of-fold errors here as JSONL (outside the "
+                    "repository)")  # fmt: skip
+    ap.add_argument("--out-of-fold-only", action="store_true", help="fit and report the out-of-fold "
+                    "figures only: no artifact written, the held-out part not scored (for choosing changes "
+                    "without looking at it)")  # fmt: skip
+    ap.add_argument("--probe", action="append", default=[], metavar="SOURCE", help="leave this "
+                    "training source out of training and report the trained model's false-positive rate "
+                    "on it (a text-disjoint estimate for unseen text of its kind); repeatable")  # fmt: skip
     args = ap.parse_args(argv)
     if not (args.data / "injection").is_dir():
         print(f"no data sets under {args.data}: pass --data (the shared data folder)", file=sys.stderr)
         return 2
-    for option, folder in (("--eval-dir", args.eval_dir), ("--embed-cache", args.embed_cache)):
+    for option, folder in (("--eval-dir", args.eval_dir), ("--embed-cache", args.embed_cache),
+                           ("--errors", args.errors)):
         if folder and folder.resolve().is_relative_to(ROOT):
             print(f"{option} {folder} is inside the repository, where the data sets' text must "
                   "not go: pick a path outside it (/tmp/...)", file=sys.stderr)  # fmt: skip
             return 2
 
     train, held = corpus.split(corpus.load(args.data))
+    probe = [s for s in train if s.source in args.probe]
+    train = [s for s in train if s.source not in args.probe]
     print(f"train: {len(train)} samples {dict(Counter(s.source for s in train))}")
     print(f"held out: {len(held)} samples {dict(Counter(s.source for s in held))}")
     with threadpool_limits(limits=1):  # one thread: the same bytes on every run, and a fair share of the CPU
-        model = train_model(train, args.embed_cache)
+        model = train_model(train, args.embed_cache, args.errors)
+    if probe:
+        report_probe(model, probe)
+    if args.out_of_fold_only:
+        return 0
     m.save(model, args.out)
     print(f"artifact {args.out} ({args.out.stat().st_size / 1024:.0f} KiB)")
 

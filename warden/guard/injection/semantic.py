@@ -29,9 +29,14 @@ log = logging.getLogger("warden.guard.injection")
 # The embedding model reads 256 tokens; tokenising far past them would only cost time.
 MAX_CHARS = 2_000
 # What the stacking combiner weighs, in order: the first stage's logit (clipped), the embedding
-# classifier's logit, and whether the prompt came with a system prompt (the first stage's context
-# signals then carry what the prompt's meaning alone cannot: an attack only against that prompt).
-STACK = ("first", "semantic", "system")
+# classifier's logit, whether the prompt came with a system prompt, and whether one of the first
+# stage's context signals fired against it (a ruled-out word, a request to deviate, another
+# language or order: what the prompt's meaning alone cannot carry, an attack only against that
+# system prompt). An artifact without a coefficient weighs that input 0.
+STACK = ("first", "semantic", "system", "context")
+# The context signals that say the prompt goes against its system prompt (not "context.restricts",
+# which says only that the system prompt sets limits).
+AGAINST = ("context.forbidden", "context.deviation", "context.contrast", "context.foreign")
 LOGIT_CLIP = 8.0
 
 
@@ -94,20 +99,28 @@ class Semantic:
         """The embedding classifier's logit for one vector."""
         return self.bias + math.fsum(w * x for w, x in zip(self.weights, vector, strict=True))
 
-    def features(self, first: float, semantic: float, system: bool) -> dict[str, float]:
-        """The stacking combiner's inputs (``STACK``)."""
+    def features(self, first: float, semantic: float, context: Mapping[str, float]) -> dict[str, float]:
+        """The stacking combiner's inputs (``STACK``); ``context`` holds the first stage's context
+        signals, empty without a system prompt."""
         return {"first": _logit(first), "semantic": max(-LOGIT_CLIP, min(LOGIT_CLIP, semantic)),
-                "system": float(system)}  # fmt: skip
+                "system": float(bool(context)), "context": against(context)}  # fmt: skip
 
-    def probability(self, first: float, semantic: float, system: bool) -> float:
+    def probability(self, first: float, semantic: float, context: Mapping[str, float]) -> float:
         """The combined score of a prompt in the band."""
         z = self.intercept + sum(self.stack.get(k, 0.0) * v
-                                 for k, v in self.features(first, semantic, system).items())  # fmt: skip
+                                 for k, v in self.features(first, semantic, context).items())  # fmt: skip
         return 1.0 / (1.0 + math.exp(-z)) if z > -500 else 0.0
 
-    def rescore(self, first: float, text: str, system: bool, encoder: Encoder) -> float:
-        """The final score of a prompt that scored ``first``: unchanged outside the band, else
-        the stacked score with its embedding read by ``encoder``."""
+    def rescore(self, first: float, text: str, context: Mapping[str, float], encoder: Encoder) -> float:
+        """The final score of a prompt that scored ``first`` (with the first stage's ``context``
+        signals): unchanged outside the band, else the stacked score with its embedding read by
+        ``encoder``."""
         if not self.uncertain(first):
             return first
-        return self.probability(first, self.logit(encoder.vector(text)), system)
+        return self.probability(first, self.logit(encoder.vector(text)), context)
+
+
+def against(context: Mapping[str, float]) -> float:
+    """The strongest of the context signals that say a prompt goes against its system prompt
+    (``AGAINST``); 0 without one."""
+    return max((context.get(k, 0.0) for k in AGAINST), default=0.0)

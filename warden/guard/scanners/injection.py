@@ -145,7 +145,7 @@ class InjectionScanner(Scanner):
     def _score(self, a: Analysis) -> tuple[float, str]:
         p, kind = score(a, self.model)
         if self.second is not None and self.encoder is not None:
-            p = self.second.rescore(p, a.norm.text, bool(a.context), self.encoder)
+            p = self.second.rescore(p, a.norm.text, a.context, self.encoder)
         return p, kind
 
     def _analyse(self, text: str, system: str | None) -> Analysis:
