@@ -32,8 +32,9 @@ test: install-dev
 	$(BIN)/pytest
 
 lint: install-dev
-	$(BIN)/ruff check warden tests bench
+	$(BIN)/ruff check warden tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/mypy scripts
 
 bench: install-dev
 	$(BIN)/python bench/gateway.py

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from hashlib import sha256
 from pathlib import Path
 
-import injection_counterfactuals  # type: ignore[import-not-found]  # scripts/, beside this file
+import injection_counterfactuals  # scripts/, beside this file
 import numpy as np
 from scipy.sparse import csr_matrix  # type: ignore[import-untyped]
 from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
@@ -422,7 +422,8 @@ def semantic_classifier(e: np.ndarray, y: np.ndarray, weight: np.ndarray) -> Log
 
 def _first_logit(p: np.ndarray) -> np.ndarray:
     q = np.clip(p, 1e-12, 1 - 1e-12)
-    return np.clip(np.log(q / (1 - q)), -sem.LOGIT_CLIP, sem.LOGIT_CLIP)
+    out: np.ndarray = np.clip(np.log(q / (1 - q)), -sem.LOGIT_CLIP, sem.LOGIT_CLIP)
+    return out
 
 
 def stack_features(first: np.ndarray, semantic: np.ndarray, system: np.ndarray,
@@ -524,10 +525,10 @@ def train_model(train: list[Sample], cache: Path | None = None, errors: Path | N
     rows = train + [s for s, _ in extra]
     # A text and every copy of it (augmented, or the same text under a system prompt) share a
     # cross-validation fold.
-    first: dict[str, int] = {}
+    earliest: dict[str, int] = {}
     for i, s in enumerate(train):
-        first.setdefault(s.text, i)
-    origin = [first[s.text] for s in train] + [first[train[o].text] for _, o in extra]
+        earliest.setdefault(s.text, i)
+    origin = [earliest[s.text] for s in train] + [earliest[train[o].text] for _, o in extra]
     groups = np.array(origin)
     rules = {p: context.read(p) for p in sorted({s.system for s in rows if s.system})}
     analyses = [analyse(s.text, max_chars=MAX_CHARS, rules=rules[s.system] if s.system else None)
@@ -540,7 +541,7 @@ def train_model(train: list[Sample], cache: Path | None = None, errors: Path | N
     # The text classifier learns each text once, and not the attacks that only their system
     # prompt makes attacks.
     source = list(range(len(train))) + [o for _, o in extra]
-    learn = np.array([train[o].source not in CONTEXT_ONLY and first[train[o].text] == o
+    learn = np.array([train[o].source not in CONTEXT_ONLY and earliest[train[o].text] == o
                       and (i < len(train) or rows[i].source != "under a system prompt")
                       for i, o in enumerate(source)])  # fmt: skip
 
