@@ -33,7 +33,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import PYTHON, RESULTS, ROOT, WORK, BenchError, machine, now_iso, run_main, sigterm_as_exit
+from harness import (
+    PYTHON,
+    ROOT,
+    WORK,
+    BenchError,
+    machine,
+    now_iso,
+    run_main,
+    save_results,
+    sigterm_as_exit,
+)
 from query import dataset
 from recorder import load_note, store_backends, table
 
@@ -158,12 +168,7 @@ def main() -> int:
     result = {"date": now_iso(), "machine": machine(), "python": sys.version.split()[0],
               "records": args.records, "collections": args.collections, "backends": results,
               "postgres_skipped": skipped, "load": load_note(load_before, os.getloadavg())}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    report = markdown(result)
-    (RESULTS / "gcpause.md").write_text(report)
-    (RESULTS / "gcpause.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(report)
-    print(f"wrote {RESULTS / 'gcpause.md'} and {RESULTS / 'gcpause.json'}")
+    save_results("gcpause", markdown(result), result)
     return 0
 
 

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import RESULTS, ROOT, WARDEN, BenchError, machine, now_iso, run_main
+from harness import ROOT, WARDEN, BenchError, machine, now_iso, run_main, save_results
 
 from warden.guard.base import ScanContext, Scanner
 from warden.guard.injection import corpus
@@ -203,13 +203,8 @@ def main() -> int:
                                            "--option", "ner=true")}
     print("latency ...", flush=True)
     lat = latency(args.data)
-    text = markdown(inj, pii, lat)
-    print(text)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "guard.md").write_text(text)
-    (RESULTS / "guard.json").write_text(json.dumps(
-        {"when": now_iso(), "machine": machine(), "injection": inj, "pii": pii,
-         "latency": lat}, indent=2))
+    save_results("guard", markdown(inj, pii, lat),
+                 {"when": now_iso(), "machine": machine(), "injection": inj, "pii": pii, "latency": lat})
     return 0
 
 

@@ -19,7 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -332,3 +332,14 @@ def require_cores() -> None:
 
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def save_results(name: str, report: str, result: Mapping[str, object]) -> None:
+    """Write ``report`` to bench/results/NAME.md and ``result`` to NAME.json, and print both
+    the report and where they went."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    md, js = RESULTS / f"{name}.md", RESULTS / f"{name}.json"
+    md.write_text(report)
+    js.write_text(json.dumps(result, indent=2) + "\n")
+    print(report)
+    print(f"wrote {md} and {js}")

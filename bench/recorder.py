@@ -22,7 +22,6 @@ and bench/results/recorder.json. See bench/README.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import tempfile
@@ -34,7 +33,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from harness import PYTHON, RESULTS, BenchError, machine, now_iso, package_versions, run_main
+from harness import PYTHON, BenchError, machine, now_iso, package_versions, run_main, save_results
 
 from warden.observe.record import AttemptRecord, Payload, Record, Status
 from warden.observe.recorder import Recorder
@@ -454,12 +453,7 @@ def main() -> int:
         "postgres_skipped": skipped,
         "load": load_note(load_before, os.getloadavg()),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    report = markdown(result)
-    (RESULTS / "recorder.md").write_text(report)
-    (RESULTS / "recorder.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(report)
-    print(f"wrote {RESULTS / 'recorder.md'} and {RESULTS / 'recorder.json'}")
+    save_results("recorder", markdown(result), result)
     return 0 if all(m["records_per_s"] >= TARGET_RPS for m in measurements) else 1
 
 

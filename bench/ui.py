@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from harness import (
     PYTHON,
-    RESULTS,
     WORK,
     BenchError,
     Processes,
@@ -46,6 +45,7 @@ from harness import (
     now_iso,
     package_versions,
     run_main,
+    save_results,
     sigterm_as_exit,
 )
 from query import DATA, DAYS, dataset, gateway
@@ -316,12 +316,7 @@ def main() -> int:
         "backends": results, "postgres_skipped": skipped,
         "load": load_note(load_before, os.getloadavg()),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    report = markdown(result)
-    (RESULTS / "ui.md").write_text(report)
-    (RESULTS / "ui.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(report)
-    print(f"wrote {RESULTS / 'ui.md'} and {RESULTS / 'ui.json'}")
+    save_results("ui", markdown(result), result)
     return 0 if all(m["ok"] for b in results for m in b["measurements"]) else 1
 
 
