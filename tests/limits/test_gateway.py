@@ -96,16 +96,17 @@ def test_a_key_over_its_rpm_gets_429_with_retry_after_and_others_do_not() -> Non
 def test_tokens_per_minute_count_the_actual_usage() -> None:
     with GatewayThread(config({"rules": [{"scope": "key", "tpm": 100}]})) as gw:
         frozen(gw)
-        # Reserved: 5 (18 characters / 4) + 4 (max_tokens); used: 4 + 4 (the echo, cut at 4).
-        statuses = [post(gw, ALICE, "one two three four", max_tokens=4)[0] for _ in range(13)]
-        assert statuses == [200] * 12 + [429]  # 12 * 8 = 96 used, and 96 + 9 > 100
+        # Reserved: 9 (the role 1, 18 bytes / 4, the message's framing 3) + 4 (max_tokens);
+        # used: 4 + 4 (the echo, cut at 4).
+        statuses = [post(gw, ALICE, "one two three four", max_tokens=4)[0] for _ in range(12)]
+        assert statuses == [200] * 11 + [429]  # 11 * 8 = 88 used, and 88 + 13 > 100
         _, _, body = post(gw, ALICE, "one two three four", max_tokens=4)
-        assert "100 tokens per minute; this request may use about 9 tokens" in \
+        assert "100 tokens per minute; this request may use about 13 tokens" in \
             body["error"]["message"]
-        assert post(gw, ALICE, "one", max_tokens=3)[0] == 200  # 96 + 4 fits
+        assert post(gw, ALICE, "one", max_tokens=3)[0] == 200  # 88 + 8 fits
         status, _, body = post(gw, BOB, "hi", max_tokens=500)
         assert status == 429 and body["error"]["message"].startswith(
-            "Request too large for key 'bob': it may use about 501 tokens")
+            "Request too large for key 'bob': it may use about 505 tokens")
 
 
 def test_a_team_limit_is_shared_by_its_keys_and_a_model_limit_by_everyone() -> None:
@@ -122,21 +123,22 @@ def test_a_team_limit_is_shared_by_its_keys_and_a_model_limit_by_everyone() -> N
 
 
 def test_a_budget_is_spent_by_priced_requests_then_refused_until_the_period_ends() -> None:
-    cfg = config(budgets=[{"scope": "key", "match": "alice", "usd": 10, "period": "month"}],
+    cfg = config(budgets=[{"scope": "key", "match": "alice", "usd": 14, "period": "month"}],
                  deployment={"id": "f", "provider": "fake", "price": DOLLAR_A_TOKEN})
     with GatewayThread(cfg) as gw:
-        # Each request reserves 3 USD (1 prompt token + max_tokens 2) and costs 2 (1 + 1).
+        # Each request reserves 7 USD (5 prompt tokens: the role, the text and the message's
+        # framing; max_tokens 2) and costs 2 (1 + 1).
         statuses = [post(gw, ALICE, "hi", max_tokens=2)[0] for _ in range(5)]
-        assert statuses == [200, 200, 200, 200, 429]  # 8 spent, and 8 + 3 > 10
+        assert statuses == [200, 200, 200, 200, 429]  # 8 spent, and 8 + 7 > 14
         status, headers, body = post(gw, ALICE, "hi", max_tokens=2)
         assert status == 429 and body["error"]["code"] == "budget_exceeded"
         message = body["error"]["message"]
-        assert message.startswith("Budget exceeded for key 'alice': 10.00 USD per calendar month "
+        assert message.startswith("Budget exceeded for key 'alice': 14.00 USD per calendar month "
                                   "(UTC, budgets[0]); 8.00 USD spent, and this request may cost "
-                                  "up to 3.00 USD. It resets at ")
+                                  "up to 7.00 USD. It resets at ")
         assert message.endswith("-01T00:00:00Z.")
         assert int(headers["retry-after"]) > 0
-        assert post(gw, ALICE, "hi", max_tokens=1)[0] == 200  # 8 + 2 fits exactly
+        assert post(gw, ALICE, "hi", max_tokens=1)[0] == 200  # 8 + 6 fits exactly
         assert post(gw, BOB, "hi", max_tokens=2)[0] == 200
         used = 'warden_budget_used_usd{period="month",scope="key",subject="alice"}'
         assert metric(gw, used) == 10.0
@@ -149,19 +151,19 @@ def test_a_stream_holds_its_reservation_until_it_ends_then_settles() -> None:
     with GatewayThread(cfg) as gw:
         frozen(gw)
         client = gw.client(api_key=ALICE, max_retries=0)
-        # Reserves 5 + 80 tokens; uses 10 + 10.
+        # Reserves 14 (the role 1, ten letters 10, framing 3) + 80 tokens; uses 10 + 10.
         stream = client.chat.completions.create(
             model="m", messages=[{"role": "user", "content": "a b c d e f g h i j"}],
             max_tokens=80, stream=True)
         chunks = iter(stream)
         next(chunks)
-        assert post(gw, ALICE, "hi", max_tokens=80)[0] == 429  # 85 + 81 > 120
+        assert post(gw, ALICE, "hi", max_tokens=80)[0] == 429  # 94 + 85 > 120
         assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) \
             == "a b c d e f g h i j"
         stream.close()
-        assert post(gw, ALICE, "hi", max_tokens=80)[0] == 200  # 20 + 81 fits; uses 2
-        assert post(gw, ALICE, "hi", max_tokens=98)[0] == 429  # 22 + 99 does not
-        assert post(gw, ALICE, "hi", max_tokens=97)[0] == 200  # 22 + 98 fits exactly
+        assert post(gw, ALICE, "hi", max_tokens=80)[0] == 200  # 20 + 85 fits; uses 2
+        assert post(gw, ALICE, "hi", max_tokens=94)[0] == 429  # 22 + 99 does not
+        assert post(gw, ALICE, "hi", max_tokens=93)[0] == 200  # 22 + 98 fits exactly
 
 
 def test_a_failed_request_gives_its_tokens_back_but_stays_counted(
@@ -218,3 +220,36 @@ def test_a_reload_applies_new_limits_to_the_counts_so_far() -> None:
         assert [post(gw, ALICE)[0] for _ in range(4)] == [200, 200, 200, 429]
         gw.call(holder.swap(parse_config(config())))
         assert post(gw, ALICE)[0] == 200  # no rules: nothing counted or refused
+
+
+@pytest.mark.parametrize("content", [
+    "a " * 200, "1 2 3 4 " * 50, "! ? . , " * 50, "é ü " * 100, "你 好 " * 100, "😀 " * 200,
+    "a\nb\n" * 100])
+def test_a_budget_is_not_overspent_by_texts_that_are_cheap_per_character(
+        upstream: FakeOpenAIUpstream, content: str) -> None:
+    """Requests one after another stop before the budget is passed: none uses more than it
+    reserved, whatever the shape of its text (the upstream reports one token a word)."""
+    upstream.behaviour.reply = "ok"
+    dep = {"id": "up", "provider": "openai", "base_url": upstream.base_url, "model": "x",
+           "price": DOLLAR_A_TOKEN}
+    with GatewayThread(config(budgets=[{"scope": "key", "match": "carol", "usd": 1000}],
+                              deployment=dep)) as gw:
+        statuses = [post(gw, CAROL, content, max_tokens=1)[0] for _ in range(8)]
+        assert statuses[0] == 200 and statuses[-1] == 429
+        spent = metric(gw, 'warden_budget_used_usd{period="month",scope="key",subject="carol"}')
+        assert spent is not None and 0 < spent <= 1000
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("n", "128"), ("max_tokens", "100000"), ("max_completion_tokens", "100000"),
+    ("stream", "yes"), ("max_tokens", 100.0), ("max_tokens", 10**9), ("n", True)])
+def test_fields_that_set_the_estimate_are_refused_unless_valid(
+        upstream: FakeOpenAIUpstream, field: str, value: Any) -> None:
+    """A value the estimate would not count never reaches an upstream that might honour it."""
+    dep = {"id": "up", "provider": "openai", "base_url": upstream.base_url, "model": "x",
+           "price": DOLLAR_A_TOKEN}
+    with GatewayThread(config(budgets=[{"scope": "key", "match": "carol", "usd": 0.01}],
+                              deployment=dep)) as gw:
+        status, _, body = post(gw, CAROL, "hi", **{field: value})
+        assert status == 400 and body["error"]["param"] == field
+        assert upstream.seen.requests == 0

@@ -82,7 +82,7 @@ def gateway_process(folder: Path, cfg: dict[str, Any]) -> Iterator[str]:
 def shared(redis_url: str, prefix: str) -> dict[str, Any]:
     return config({"redis_url": redis_url, "key_prefix": prefix,
                    "rules": [{"scope": "key", "rpm": 10}]},
-                  [{"scope": "key", "match": "bob", "usd": 10, "period": "day"}],
+                  [{"scope": "key", "match": "bob", "usd": 14, "period": "day"}],
                   {"id": "f", "provider": "fake", "price": DOLLAR_A_TOKEN})
 
 
@@ -101,7 +101,7 @@ def test_two_gateway_processes_sharing_redis_hold_the_limit_in_total(
         assert statuses.count(429) + statuses.count(200) == 40
         assert 8 <= statuses.count(200) <= 8 + int(elapsed / 6), (statuses, elapsed)
 
-        # A budget too: each request reserves 3 USD and costs 2, wherever it lands.
+        # A budget too: each request reserves 7 USD and costs 2, wherever it lands.
         answers = [post(urls[i % 2], BOB) for i in range(5)]
         assert [status for status, _ in answers] == [200, 200, 200, 200, 429]
         assert answers[-1][1]["error"]["code"] == "budget_exceeded"

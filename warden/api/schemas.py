@@ -2,26 +2,39 @@
 
 Unknown fields are allowed and passed through unchanged: upstreams add parameters faster than
 any gateway, and a gateway that drops them breaks its users.
+
+The fields Warden knows are checked strictly, as OpenAI checks them: ``"n": "128"`` or
+``"stream": "yes"`` is a 400 naming the parameter, never a value coerced here and forwarded
+as sent. A lenient upstream would honour the string that the limits never counted; numbers
+(temperature, top_p, ...) still take JSON integers, as OpenAI's do.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from warden.errors import InvalidRequest
 
+MAX_OUTPUT_TOKENS = 1_000_000
+"""The most completion tokens a request may ask for: above any model's output, and small enough
+that a typo is not reserved as a budget's worth of tokens."""
+
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
 
 class Message(_Body):
     role: Role
     content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_call_id: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 class StreamOptions(_Body):
@@ -33,24 +46,26 @@ class _Sampling(_Body):
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: Annotated[int, Field(ge=1, le=128)] | None = None
-    max_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_tokens: Annotated[int, Field(ge=1, le=MAX_OUTPUT_TOKENS)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     stop: str | Annotated[list[str], Field(max_length=4)] | None = None
-    seed: int | None = None
+    seed: Annotated[int, Field(ge=-2**63, le=2**63 - 1)] | None = None
     user: str | None = None
     presence_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
     frequency_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
+    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
 
 
 class ChatRequest(_Sampling):
     messages: list[Message] = Field(min_length=1)
-    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1, le=MAX_OUTPUT_TOKENS)] | None = None
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
     response_format: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
 
     @model_validator(mode="after")
     def _top_logprobs_needs_logprobs(self) -> ChatRequest:
@@ -62,6 +77,8 @@ class ChatRequest(_Sampling):
 class CompletionRequest(_Sampling):
     prompt: str | list[str] | list[int] | list[list[int]]
     logprobs: Annotated[int, Field(ge=0, le=5)] | None = None
+    # The upstream generates best_of answers and bills them all: the limits count it like n.
+    best_of: Annotated[int, Field(ge=1, le=20)] | None = None
     echo: bool | None = None
     suffix: str | None = None
 
@@ -86,14 +103,42 @@ SCHEMAS: dict[str, type[_Body]] = {
 }
 
 
+# The steps of an error's location that name a member of a union, not a field: "str",
+# "list[str]", "constrained-int", "function-after[...]" (a field named "stream" is a field).
+_UNION_MEMBER = re.compile(r"(str|int|float|bool|none)$|(list|dict|literal|nullable)\[|"
+                           r"(function|constrained)-")
+
+
 def _param(loc: tuple[int | str, ...]) -> str | None:
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif not part.startswith(("str", "list[", "int", "function-", "constrained-")):
+        elif not _UNION_MEMBER.match(part):
             out += f".{part}" if out else part
     return out or None
+
+
+_EXPECTED = {"int_type": "an integer", "float_type": "a number", "bool_type": "a boolean",
+             "string_type": "a string", "list_type": "an array", "dict_type": "an object",
+             "model_type": "an object", "none_required": "null"}
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type, as OpenAI's messages say it."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return "null"
 
 
 def validate(schema: type[_Body], body: Any) -> _Body:
@@ -111,5 +156,10 @@ def validate(schema: type[_Body], body: Any) -> _Body:
             raise InvalidRequest(f"Missing required parameter: {msg}.", param=param,
                                  code="missing_required_parameter") from None
         where = f"'{param}'" if param else "the body"
+        expected = _EXPECTED.get(err["type"])
+        if expected is not None:
+            raise InvalidRequest(f"Invalid type for {where}: expected {expected}, but got "
+                                 f"{_json_type(err['input'])} instead.", param=param,
+                                 code="invalid_type") from None
         raise InvalidRequest(f"Invalid value for {where}: {msg}.", param=param,
                              code="invalid_value") from None
