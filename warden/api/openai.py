@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -13,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from warden.api.responses import JSON, error_response
+from warden.api.responses import JSON, error_response, internal_error
 from warden.api.tracing import request_id, traceparent
 from warden.errors import InvalidRequest, NotFound, WardenError
 from warden.pipeline.context import RequestContext, StreamResult
@@ -21,6 +22,7 @@ from warden.providers.base import ApiKind, Completion
 from warden.runtime import Runtime, RuntimeHolder
 
 _DONE = b"data: [DONE]\n\n"
+log = logging.getLogger("warden.api")
 
 
 class SSEResponse(Response):
@@ -191,6 +193,14 @@ class OpenAIApi:
         except WardenError as exc:
             self._finish(ctx, exc.status, exc)
             return error_response(exc, out)
+        except Exception:
+            # A defect of the gateway, not the client's mistake: answered and recorded all the
+            # same, under the request's id, which the log line carries too.
+            log.exception("unhandled error in request %s (%s %s)", rid, request.method,
+                          request.url.path)
+            error = internal_error(rid)
+            self._finish(ctx, 500, error)
+            return error_response(error, out)
         finally:
             if not handed_off:
                 rt.leave()

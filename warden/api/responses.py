@@ -10,6 +10,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from warden.api.tracing import request_id
 from warden.errors import WardenError
 
 log = logging.getLogger("warden.api")
@@ -52,7 +53,17 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     return error_response(err)
 
 
+def internal_error(rid: str) -> WardenError:
+    """The 500 of an unexpected exception: what to do, and the id the log line carries."""
+    return WardenError(f"Internal error in the gateway; it has been logged with request id "
+                       f"{rid}. Try again, and quote the id if it persists.", status=500,
+                       code="internal_error")
+
+
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    err = WardenError("Internal error in the gateway; it has been logged. Try again.", status=500)
-    return error_response(err)
+    """Any exception no handler caught: a 500 OpenAI error object under the request's id (the
+    client's ``x-request-id`` when it sent a sane one), and the traceback logged with it."""
+    rid = request_id(request.headers)
+    log.error("unhandled error in request %s (%s %s)", rid, request.method, request.url.path,
+              exc_info=exc)
+    return error_response(internal_error(rid), {"x-request-id": rid})

@@ -55,7 +55,11 @@ class RecordKeeper:
             record = record_of(ctx, http_status, error)
             record.region = self.config.server.region or None
             policy = ctx.key.payloads if ctx.key is not None else None
-            payload = payload_of(ctx, policy or self.config.store.payloads)
+            try:
+                payload = payload_of(ctx, policy or self.config.store.payloads)
+            except Exception:  # a body that cannot be written again: the record still counts
+                log.exception("could not build the payload of request %s", ctx.request_id)
+                payload = None
             for observe in self.observers:
                 observe(record)
             if self.tracer is not None:
