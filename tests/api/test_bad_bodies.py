@@ -173,3 +173,14 @@ def test_a_payload_that_cannot_be_built_still_leaves_the_record(
     assert status == 200
     monkeypatch.undo()
     assert record(gw, "no-payload")["http_status"] == 200
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"label": {"a": 1}}, "label"), ({"comment": [1]}, "comment"), ({"score": True}, "score"),
+    ({"score": 1, "source": {"a": []}}, "source"), ({"score": "1"}, "score")])
+def test_feedback_of_the_wrong_type_is_a_400_naming_the_field(
+        gw: GatewayThread, body: dict[str, Any], param: str) -> None:
+    assert send(gw, "/v1/chat/completions", chat(), "rated")[0] == 200
+    record(gw, "rated")
+    status, _, answer = send(gw, "/api/feedback", {"request_id": "rated", **body}, "fb")
+    assert status == 400 and answer["error"]["param"] == param

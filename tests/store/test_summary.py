@@ -153,6 +153,17 @@ def test_an_empty_range_has_no_rows_and_a_range_is_required(store: SqlStore) -> 
             store.summary(where)
 
 
+@pytest.mark.parametrize(("since", "until"), [
+    (-math.inf, START), (-1e308, START), (START, 1e308), (math.nan, START), (START, math.inf)])
+def test_a_range_past_what_the_store_counts_is_refused(store: SqlStore, since: float,
+                                                       until: float) -> None:
+    """Whole hours are counted in 64-bit SQL integers: a bound past them is an error naming it,
+    never an overflow."""
+    with pytest.raises(InvalidRequest) as refused:
+        store.summary(RequestFilter(since=since, until=until))
+    assert refused.value.param == ("until" if since == START else "since")
+
+
 def test_spans_stay_within_their_memory_bound(store: SqlStore) -> None:
     store.write(traffic(), [])
     spans = store._spans

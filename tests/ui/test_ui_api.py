@@ -210,7 +210,17 @@ def test_the_overview_snapshot_agrees_with_the_records(gw: GatewayThread) -> Non
     ("/api/summary?percentiles=maybe", "percentiles"), ("/api/summary?range=1h&since=5", "range"),
     ("/api/summary?since=10&until=5", "since"), ("/api/findings?bucket=x", "bucket"),
     ("/api/findings?range=30d&bucket=60", "bucket"), ("/api/findings/requests?action=nuke", "action"),
-    ("/api/findings/requests?limit=0", "limit")])
+    ("/api/findings/requests?limit=0", "limit"),
+    # Numbers that are not finite, or past what the stores' arithmetic holds.
+    ("/api/requests?limit=nan", "limit"), ("/api/requests?limit=inf", "limit"),
+    ("/api/requests?limit=2.5", "limit"), ("/api/requests?since=nan", "since"),
+    ("/api/requests?until=1e308", "until"), ("/api/summary?since=-inf", "since"),
+    ("/api/summary?since=-1e308", "since"), ("/api/summary?until=1e308", "until"),
+    ("/api/summary?since=1e308&until=inf", "until"), ("/api/findings?bucket=nan", "bucket"),
+    ("/api/findings?bucket=inf", "bucket"), ("/api/findings?bucket=-5", "bucket"),
+    ("/api/findings?since=-1e308", "since"), ("/api/findings/requests?limit=%C2%B2", "limit"),
+    ("/api/findings/requests?limit=nan", "limit"), ("/api/stats?bucket=nan", "bucket"),
+    ("/api/stats?bucket=1e-300", "bucket"), ("/api/stats?since=-inf", "since")])
 def test_bad_parameters_are_named(gw: GatewayThread, path: str, param: str) -> None:
     answer = call(gw.url, "GET", path, token=ADMIN)
     assert answer.status == 400

@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from warden.api.admin import authorize
 from warden.api.query import request_filter
-from warden.api.ranges import window
+from warden.api.ranges import MAX_BUCKET_S, integer, number, window
 from warden.api.responses import JSON, error_response
 from warden.errors import InvalidRequest, WardenError
 from warden.runtime import RuntimeHolder
@@ -56,13 +56,9 @@ class FindingsApi:
         hundred buckets); and the filters of /api/requests but ``q``."""
         try:
             where, since, until = self._where(request, "1h")
-            raw = request.query_params.get("bucket")
-            try:
-                bucket = float(raw) if raw else default_bucket(until - since)
-            except ValueError:
-                raise InvalidRequest(f"'bucket' must be a number of seconds; got {raw!r}",
-                                     param="bucket") from None
-            if bucket > 0 and (until - since) / bucket > MAX_BUCKETS:
+            bucket = number(request.query_params, "bucket", 1.0, MAX_BUCKET_S,
+                            "a number of seconds") or default_bucket(until - since)
+            if (until - since) / bucket > MAX_BUCKETS:
                 raise InvalidRequest(f"at most {MAX_BUCKETS} buckets: make bucket larger",
                                      param="bucket")
             rows = await asyncio.to_thread(self._store.finding_counts, where, bucket)
@@ -82,10 +78,8 @@ class FindingsApi:
             if unknown:
                 raise InvalidRequest(f"action must be one of {', '.join(ACTIONS)}; got "
                                      f"{unknown[0]!r}", param="action")
-            raw = request.query_params.get("limit") or "20"
-            if not raw.isdigit() or not 1 <= int(raw) <= 200:
-                raise InvalidRequest(f"limit must be 1 to 200; got {raw!r}", param="limit")
-            found = await asyncio.to_thread(self._store.flagged, where, actions, int(raw))
+            limit = integer(request.query_params, "limit", 20, 1, 200)
+            found = await asyncio.to_thread(self._store.flagged, where, actions, limit)
         except WardenError as exc:
             return error_response(exc)
         return JSON({"data": [dataclasses.asdict(r) for r in found]})

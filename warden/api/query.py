@@ -20,13 +20,12 @@ from starlette.routing import Route
 
 from warden.access.roles import Principal
 from warden.api.admin import authorize
-from warden.api.ranges import number as _number
-from warden.api.ranges import range_seconds
+from warden.api.ranges import MAX_BUCKET_S, integer, number, range_seconds, timestamp
 from warden.api.responses import JSON, error_response
 from warden.errors import InvalidRequest, NotFound, PermissionDenied, WardenError
 from warden.observe.resources import Sample
 from warden.runtime import RuntimeHolder
-from warden.store.base import RequestDetail, RequestFilter, StatsQuery, Store
+from warden.store.base import MAX_PAGE, RequestDetail, RequestFilter, StatsQuery, Store
 
 T = TypeVar("T")
 _FILTERS = {"model": "model", "deployment": "deployment", "key": "key_id", "team": "team",
@@ -51,9 +50,9 @@ def request_filter(params: Any, who: Principal | None = None) -> RequestFilter:
                 f"The key '{who.name}' ({who.id}) reads only the records of team '{scope}'; "
                 f"leave out team= or ask for team={scope}.", param="team", code="team_not_allowed")
         fields["team"] = scope
-    since, until = _number(params, "since"), _number(params, "until")
+    since, until = timestamp(params, "since"), timestamp(params, "until")
     if since is None and params.get("range"):  # the last 15m ... 30d, by the gateway's clock
-        since = (until or time.time()) - range_seconds(params.get("range"))[1]
+        since = (time.time() if until is None else until) - range_seconds(params.get("range"))[1]
     return RequestFilter(since=since, until=until, tags=tags, **fields)
 
 
@@ -87,7 +86,7 @@ class QueryApi:
         try:
             who = authorize(self._holder, request, "read")
             where = request_filter(request.query_params, who)
-            limit = int(_number(request.query_params, "limit") or 50)
+            limit = integer(request.query_params, "limit", 50, 1, MAX_PAGE)
             cursor = request.query_params.get("cursor") or None
             page = await self._run(lambda: self._store.query(where, cursor, limit))
         except WardenError as exc:
@@ -119,7 +118,8 @@ class QueryApi:
             who = authorize(self._holder, request, "read")
             params = request.query_params
             group = params.get("group_by") or None
-            query = StatsQuery(bucket_s=_number(params, "bucket") or 60.0,
+            bucket = number(params, "bucket", 1.0, MAX_BUCKET_S, "a number of seconds")
+            query = StatsQuery(bucket_s=bucket or 60.0,
                                group_by=group,  # type: ignore[arg-type]  # validated by StatsQuery
                                where=request_filter(params, who))
             rows = await self._run(lambda: self._store.stats(query))
@@ -138,8 +138,11 @@ class QueryApi:
             if not isinstance(body, dict) or not isinstance(body.get("request_id"), str):
                 raise InvalidRequest("'request_id' is required.", param="request_id")
             score = body.get("score")
-            if score is not None and not isinstance(score, int | float):
+            if score is not None and (isinstance(score, bool) or not isinstance(score, int | float)):
                 raise InvalidRequest("'score' must be a number.", param="score")
+            for name in ("label", "comment", "source"):
+                if body.get(name) is not None and not isinstance(body[name], str):
+                    raise InvalidRequest(f"'{name}' must be a string.", param=name)
             if who.team_scope is not None:
                 await self._detail(who, body["request_id"])
             fid = await self._run(lambda: self._store.add_feedback(

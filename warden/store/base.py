@@ -28,6 +28,8 @@ from warden.store.keys import KeyStore
 GroupBy = Literal["model", "deployment", "key_id", "team", "provider"]
 GROUP_BY: tuple[str, ...] = get_args(GroupBy)
 MAX_PAGE = 1000
+MAX_TIME = float(2**53)
+"""The largest ``since`` or ``until`` (in absolute value) a filter takes."""
 
 
 class StoreError(WardenError):
@@ -65,6 +67,13 @@ class RequestFilter:
             raise InvalidRequest(
                 f"status must be one of ok, error, blocked; got {self.status!r}", param="status"
             )
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            # The stores count whole hours in 64-bit SQL integers: bounds past 2**53 seconds
+            # (285 million years) or not finite would overflow them.
+            if value is not None and not abs(value) <= MAX_TIME:
+                raise InvalidRequest(f"{name} must be unix seconds within +-{MAX_TIME:g}; "
+                                     f"got {value!r}", param=name)
 
 
 @dataclass(slots=True, frozen=True)
