@@ -55,22 +55,25 @@ def _table(letter: int, space: int, mark: int, cont: int, two: int, three: int,
     return bytes(out)
 
 
-_LETTERS = _table(*b"L......")  # letters apart from all else
 _CLASSES = _table(*b"L Mc234")  # M: a mark; c: a continuation byte; 2, 3, 4: a lead byte
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 def _text_tokens(text: str) -> float:
     raw = text.encode("utf-8", "surrogatepass")
-    # A run of letters starts wherever a letter follows something else (or nothing).
-    words = (b"." + raw.translate(_LETTERS)).count(b".L")
     classes = raw.translate(_CLASSES)
-    two = classes.count(b"2")
-    # Two-byte characters: one per run (a word of Cyrillic, say) and a half per character.
-    # A run starts at a lead byte that no other character's last byte precedes (an
-    # approximation after a three- or four-byte character, which is counted high anyway).
-    two_runs = two - classes.count(b"c2")
-    pieces = (words + classes.count(b"M") + two_runs + 0.5 * two
-              + 1.5 * classes.count(b"3") + 3 * classes.count(b"4"))
+    # A run of letters starts wherever a letter follows something else (or nothing); the
+    # patterns counted cannot overlap.
+    words = classes.startswith(b"L") + classes.count(b" L") + classes.count(b"ML")
+    pieces: float = words + classes.count(b"M")
+    if not text.isascii():  # (O(1) in CPython) most text is ASCII: no more passes for it
+        pieces += classes.count(b"cL")  # letters after a multi-byte character
+        two = classes.count(b"2")
+        # Two-byte characters: one per run (a word of Cyrillic, say) and a half per
+        # character. A run starts at a lead byte that no other character's last byte precedes
+        # (an approximation after a three- or four-byte character, counted high anyway).
+        two_runs = two - classes.count(b"c2")
+        pieces += two_runs + 0.5 * two + 1.5 * classes.count(b"3") + 3 * classes.count(b"4")
     return max(len(raw) / BYTES_PER_TOKEN, pieces)
 
 
@@ -96,7 +99,11 @@ def _tokens(value: Any, keys: bool) -> float:
                 total += sum(_text_tokens(k) for k in item)
             stack.extend(item.values())
         elif isinstance(item, list):
-            stack.extend(item)
+            types = set(map(type, item))  # in C: a list of token ids is not walked
+            if types <= _SCALARS:
+                total += len(item) - (item.count(None) if type(None) in types else 0)
+            else:
+                stack.extend(item)
         elif item is not None:  # a number (a prompt's token id, often), true or false
             total += 1
     return total
