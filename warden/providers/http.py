@@ -3,13 +3,44 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 
-from warden.errors import UpstreamError, UpstreamStatus, UpstreamTimeout, WardenError
+from warden.errors import (
+    ConfigError,
+    UpstreamBadResponse,
+    UpstreamError,
+    UpstreamStatus,
+    UpstreamTimeout,
+    WardenError,
+)
+
+_USERINFO = re.compile(r"(?<=//)[^/@\s]+@")
+
+
+def hide_credentials(text: str) -> str:
+    """``text`` with the user:password of any URL in it replaced by ``***``."""
+    return _USERINFO.sub("***@", text) if "@" in text else text
+
+
+def check_credentials(where: str, base_url: str | None, headers: Mapping[str, str]) -> None:
+    """Refuse a base_url with user:password when an Authorization header is sent too: the
+    HTTP client cannot send both, and would fail every request."""
+    if not base_url or "@" not in base_url:
+        return
+    try:
+        parts = urlsplit(base_url)
+    except ValueError:
+        return  # not a URL at all: the first request says so
+    if (parts.username or parts.password) and any(k.lower() == "authorization" for k in headers):
+        raise ConfigError(
+            f"{where}: base_url carries credentials (user:password@) and an Authorization "
+            "header is sent too (from api_key or headers); keep one of them")
 
 
 class Pool:
@@ -100,9 +131,14 @@ def map_exception(exc: BaseException, where: str) -> WardenError:
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return UpstreamError(f"{where}: upstream closed the connection", code="upstream_disconnected")
     if isinstance(exc, aiohttp.ClientError | OSError):
-        return UpstreamError(f"{where}: upstream transport error: {exc}", code="upstream_error")
-    if isinstance(exc, orjson.JSONDecodeError | ValueError):
-        return UpstreamError(f"{where}: upstream sent invalid JSON", code="upstream_bad_response")
+        return UpstreamError(f"{where}: upstream transport error: {hide_credentials(str(exc))}",
+                             code="upstream_error")
+    if isinstance(exc, orjson.JSONDecodeError):
+        return UpstreamBadResponse(f"{where}: upstream sent invalid JSON")
+    if isinstance(exc, ValueError):
+        # The HTTP client refused to send the request (a header value it cannot send, say).
+        return UpstreamError(f"{where}: the request could not be sent upstream: "
+                             f"{hide_credentials(str(exc))}", code="upstream_request_error")
     raise exc
 
 
@@ -154,11 +190,24 @@ async def sse_events(
                 event = line[6:].strip().decode("utf-8", "replace")
 
 
-async def drain(resp: aiohttp.ClientResponse, deadline: float) -> None:
-    """Read what is left of a finished stream so its connection can go back to the pool."""
-    if resp.content.at_eof():
-        return
+DRAIN_S = 0.25
+"""How long a finished stream's leftovers are read, so that its connection can be reused."""
+
+
+async def drain(resp: aiohttp.ClientResponse, deadline: float) -> bool:
+    """Read what is left of a finished stream so its connection can go back to the pool.
+
+    The answer is complete already: bytes or silence after its end must not fail it. Reading
+    stops after ``DRAIN_S`` (or at ``deadline``) and returns False; the caller then closes the
+    connection instead of reusing it. True when the stream reached its end."""
+    content = resp.content
+    if content.at_eof():
+        return True
     loop = asyncio.get_running_loop()
-    async with asyncio.timeout_at(min(deadline, loop.time() + 1.0)):
-        while await resp.content.readany():
-            pass
+    try:
+        async with asyncio.timeout_at(min(deadline, loop.time() + DRAIN_S)):
+            while await content.readany():
+                pass
+    except (TimeoutError, aiohttp.ClientError):
+        return False
+    return content.at_eof()
