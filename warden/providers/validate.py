@@ -29,7 +29,6 @@ TOKENS_PER_CHAR = 4
 TOKEN_SLACK = 64
 """Tokens an answer may count without visible text: special, stop and padding tokens."""
 
-_NUMBERS = frozenset((int, float))
 _HIDDEN = ("reasoning_tokens", "audio_tokens", "rejected_prediction_tokens")
 
 
@@ -151,9 +150,13 @@ def _embeddings(body: dict[str, Any], where: str, base64: bool) -> int:
             raise bad(where, f"data[{i}] is not an object")
         vector = item.get("embedding")
         if type(vector) is list:
-            # One pass in C over the element types: a 1536-dimension vector costs ~10 µs.
-            if not set(map(type, vector)) <= _NUMBERS:
-                raise bad(where, f"data[{i}].embedding holds something other than numbers")
+            # sum() runs in C and refuses strings, nulls, lists and objects: ~4 µs for 1536
+            # numbers, a sixth of a per-element type test (JSON true would pass, as 1).
+            try:
+                sum(vector)
+            except TypeError:
+                raise bad(where, f"data[{i}].embedding holds something other than "
+                                 "numbers") from None
         elif not (base64 and type(vector) is str):
             raise bad(where, f"data[{i}].embedding is not a list of numbers")
         index = item.get("index")
