@@ -118,7 +118,7 @@ def expect_error_event(answer: Answer, mode: str, error_type: str = BAD) -> None
 
 TEXT_MODES = ["not-json", "not-object", "null", "choices-not-list", "choice-not-object",
               "index-not-int", "index-negative", "finish-reason-not-string",
-              "message-not-object", "content-not-string"]
+              "message-not-object", "content-not-string", "endless-line"]
 CHAT_MODES = [*TEXT_MODES, "role-not-string", "tool-calls-not-list",
               "tool-call-arguments-not-string"]
 EMBEDDING_MODES = ["not-json", "not-object", "data-not-list", "item-not-object",

@@ -130,7 +130,8 @@ class AnthropicProvider(Provider):
                 )
             try:
                 await self._raise_for_status(resp)
-                async for _event, data in sse_events(resp, deadline, first_deadline):
+                async for _event, data in sse_events(resp, deadline, first_deadline,
+                                                    self._where):
                     for chunk in translator.feed(orjson.loads(data)):
                         yield chunk
                     if translator.done:

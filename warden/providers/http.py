@@ -142,19 +142,26 @@ def map_exception(exc: BaseException, where: str) -> WardenError:
     raise exc
 
 
+MAX_EVENT_BYTES = 8 << 20
+"""The largest stream event read: an upstream sending more without an end is broken."""
+
+
 async def sse_events(
-    resp: aiohttp.ClientResponse, deadline: float, first_deadline: float | None = None
+    resp: aiohttp.ClientResponse, deadline: float, first_deadline: float | None = None,
+    where: str = "upstream",
 ) -> AsyncIterator[tuple[str | None, bytes]]:
     """Yield ``(event, data)`` pairs of a server-sent-event stream until it ends.
 
     Reads are bounded by ``deadline`` (a loop time), and until the first event arrives by
     ``first_deadline`` too; running past either raises TimeoutError. Multi-line ``data:``
-    fields are joined with newlines, as the SSE specification says.
+    fields are joined with newlines, as the SSE specification says. An event (or a line) of
+    more than ``MAX_EVENT_BYTES`` raises UpstreamBadResponse instead of filling the memory.
     """
     loop = asyncio.get_running_loop()
     buf = b""
     event: str | None = None
     data: list[bytes] = []
+    size = 0
     limit = min(deadline, first_deadline) if first_deadline is not None else deadline
     content = resp.content
     ended = False
@@ -182,12 +189,16 @@ async def sse_events(
                 if data:
                     yield event, b"\n".join(data)
                     limit = deadline
-                event, data = None, []
+                event, data, size = None, [], 0
             elif line.startswith(b"data:"):
                 value = line[5:]
                 data.append(value[1:] if value.startswith(b" ") else value)
+                size += len(value)
             elif line.startswith(b"event:"):
                 event = line[6:].strip().decode("utf-8", "replace")
+        if size + len(buf) > MAX_EVENT_BYTES:
+            raise UpstreamBadResponse(f"{where}: upstream sent a stream event of more than "
+                                      f"{MAX_EVENT_BYTES >> 20} MiB")
 
 
 DRAIN_S = 0.25

@@ -104,7 +104,8 @@ class OpenAIProvider(Provider):
                 )
             try:
                 await raise_for_status(resp, self._where)
-                async for event, data in sse_events(resp, deadline, first_deadline):
+                async for event, data in sse_events(resp, deadline, first_deadline,
+                                                   self._where):
                     if data == b"[DONE]":
                         # The answer is whole: nothing after [DONE] is read as part of it.
                         finished = True

@@ -69,6 +69,7 @@ OPENAI: dict[str, Garble] = {
          "function": {"name": "f", "arguments": {"q": 1}}}])),
     "error-object": lambda o: {"error": {"message": "the model crashed", "type": "server_error"}},
     "error-event": lambda o: ERROR_EVENT + b'{"error": {"message": "the model crashed"}}',
+    "endless-line": lambda o: b'{"pad": "' + b"x" * (9 << 20) + b'"}',
     "data-not-list": lambda o: {**o, "data": {"0": o["data"][0]}},
     "item-not-object": lambda o: {**o, "data": [0.1, 0.2]},
     "embedding-not-list": _edit(lambda o: o["data"][0].update(embedding="0.1,0.2")),
