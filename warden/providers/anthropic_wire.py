@@ -304,7 +304,8 @@ def stream_error(where: str, event: dict[str, Any]) -> UpstreamError:
     err = event.get("error")
     kind = err.get("type") if isinstance(err, dict) else None
     msg = err.get("message") if isinstance(err, dict) else None
-    text = f"{where}: upstream error mid-stream: {msg or kind or 'unknown error'}"
+    said = msg if isinstance(msg, str) and msg else kind if isinstance(kind, str) else None
+    text = f"{where}: upstream error mid-stream: {(said or 'unknown error')[:500]}"
     if kind == "overloaded_error":
         return UpstreamOverloaded(text, body=event)
     return UpstreamError(text, code="upstream_stream_error")

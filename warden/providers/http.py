@@ -94,13 +94,14 @@ def error_message(body: bytes, fallback: str) -> tuple[str, Any]:
         text = body.decode("utf-8", "replace").strip()
         return (text[:500] or fallback), None
     if isinstance(data, dict):
+        # Cut to a size fit for an error message: the upstream's text is not ours to forward.
         err = data.get("error")
         if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return err["message"], data
+            return err["message"][:500], data
         if isinstance(err, str):
-            return err, data
+            return err[:500], data
         if isinstance(data.get("message"), str):
-            return data["message"], data
+            return data["message"][:500], data
     return fallback, data
 
 

@@ -139,7 +139,7 @@ class OpenAIProvider(Provider):
     def _stream_error(self, data: bytes) -> NoReturn:
         """Raise the error an upstream sent as a stream event."""
         message, _ = error_message(data, "no message")
-        raise UpstreamError(f"{self._where}: upstream error mid-stream: {message[:500]}",
+        raise UpstreamError(f"{self._where}: upstream error mid-stream: {message}",
                             code="upstream_stream_error")
 
     async def check(self, timeout_s: float) -> None:
