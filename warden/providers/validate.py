@@ -30,6 +30,7 @@ TOKEN_SLACK = 64
 """Tokens an answer may count without visible text: special, stop and padding tokens."""
 
 _HIDDEN = ("reasoning_tokens", "audio_tokens", "rejected_prediction_tokens")
+_REASONING = ("reasoning_content", "reasoning")
 
 
 def bad(where: str, what: str) -> UpstreamBadResponse:
@@ -110,6 +111,10 @@ def _choice(choice: Any, inner: str | None, where: str, i: int, *, required: boo
         if value is not None:
             if type(value) is not str:
                 raise bad(where, f"choices[{i}].{inner}.{key} is not a string")
+            chars += len(value)
+    for key in _REASONING:  # text a reasoning model returns beside its answer (vLLM, ...)
+        value = message.get(key)
+        if type(value) is str:
             chars += len(value)
     calls = message.get("tool_calls")
     if calls is not None:
