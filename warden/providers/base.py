@@ -108,6 +108,10 @@ class Provider(abc.ABC):
     the upstream reports it. Implementations create network resources lazily, inside the event
     loop that uses them, and release them in ``aclose``.
 
+    The gateway checks the shape of every answer and chunk a provider returns, and its usage
+    (``warden.providers.validate``); a provider need only refuse what it cannot read itself,
+    with ``UpstreamBadResponse``.
+
     A provider that loads a model file checks it first (``warden.lifecycle.integrity``) and
     keeps the outcome in ``integrity``, failed or not; the runtime records it after ``start``.
     """

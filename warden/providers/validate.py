@@ -5,7 +5,8 @@ choices, their index, text, tool calls and finish reason, the embeddings, and th
 answer is checked here, for the JSON type of exactly those fields, before anything else reads
 it; a wrong one raises ``UpstreamBadResponse`` (a 502, retryable: the deployment is failing).
 Fields Warden neither reads nor depends on pass through untouched. The checks are ``type(x) is``
-tests on the fields named above, no schema library: about a microsecond per streamed chunk.
+tests on the fields named above, no schema library: 0.4 µs for a streamed chunk, 0.5 µs for a
+whole chat answer, ~9 µs for a 1536-dimension embedding (half what parsing the chunk costs).
 
 Usage numbers are checked apart, by ``check_usage``: they are the upstream's word on what a
 request cost, so a usage that is malformed or implausible does not fail the request. It is
