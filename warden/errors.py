@@ -8,7 +8,8 @@
     ├── NotFound              404    not_found_error         (unknown model, unknown route)
     ├── RateLimited           429    rate_limit_error        (carries retry_after seconds)
     ├── UpstreamError         502    upstream_error          (bad gateway: the provider failed)
-    │   └── UpstreamStatus    5xx/4xx the provider answered with an error status
+    │   ├── UpstreamStatus    5xx/4xx the provider answered with an error status
+    │   └── UpstreamBadResponse 502 upstream_bad_response: it answered, but not in a usable shape
     ├── Unavailable           503    service_unavailable     (no healthy deployment, breaker open, draining)
     └── UpstreamTimeout       504    timeout_error
 
@@ -132,6 +133,16 @@ class UpstreamStatus(UpstreamError):
     @property
     def retryable(self) -> bool:
         return self.upstream_status in (408, 409, 429) or self.upstream_status >= 500
+
+
+class UpstreamBadResponse(UpstreamError):
+    """The provider answered something Warden cannot use: not JSON, or fields of the wrong type.
+
+    Retryable like any 502: a deployment that answers garbage is failing, so its breaker counts
+    it and, before the first streamed byte, the request moves on to another deployment."""
+
+    type = "upstream_bad_response"
+    code = "upstream_bad_response"
 
 
 class Unavailable(WardenError):

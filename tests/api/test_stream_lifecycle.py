@@ -1,13 +1,20 @@
-"""A stream the client abandons releases its deployment and its upstream connection."""
+"""A stream the client abandons, or that fails half-way, releases its deployment and its upstream
+connection, and leaves its record."""
 
 from __future__ import annotations
 
 import json
 import socket
 import time
+import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
 
 from tests.helpers import GatewayThread
+from warden.providers.base import ProviderCall
 from warden.testing.httpserver import ServerThread
 from warden.testing.upstream import FakeOpenAIUpstream
 
@@ -53,3 +60,68 @@ def test_abandoned_streams_release_their_deployment() -> None:
             while up.http.open_connections and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert up.http.open_connections == 0
+
+
+def stream_events(gw: GatewayThread, model: str, rid: str) -> list[dict[str, object]]:
+    body = json.dumps({"model": model, "stream": True, "messages": [
+        {"role": "user", "content": "one two three four five"}]}).encode()
+    req = urllib.request.Request(gw.url + "/v1/chat/completions", data=body, headers={
+        "content-type": "application/json", "x-request-id": rid})
+    with urllib.request.urlopen(req, timeout=20) as resp:
+        frames = resp.read().split(b"\n\n")
+    return [json.loads(f[6:]) for f in frames if f.startswith(b"data: {")]
+
+
+def stored_record(gw: GatewayThread, rid: str) -> dict[str, object]:
+    req = urllib.request.Request(gw.url + f"/api/requests/{rid}",
+                                 headers={"Authorization": f"Bearer {ADMIN}"})
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with urllib.request.urlopen(req) as resp:
+                found: dict[str, object] = json.loads(resp.read())["record"]
+                return found
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def test_a_malformed_chunk_mid_stream_releases_the_deployment_and_leaves_a_record() -> None:
+    up = FakeOpenAIUpstream()
+    up.behaviour.garbage, up.behaviour.garbage_at = "choices-not-list", 2
+    with ServerThread(up.http):
+        config = {"admin_key": ADMIN, "models": [{"name": "up", "deployments": [
+            {"id": "u", "provider": "openai", "base_url": up.base_url}]}]}
+        with GatewayThread(config) as gw:
+            events = stream_events(gw, "up", "garbled")
+            error = events[-1]["error"]
+            assert isinstance(error, dict) and error["type"] == "upstream_bad_response"
+            assert in_flight(gw) == {"u": 0}
+            record = stored_record(gw, "garbled")
+            assert (record["status"], record["error_type"]) == ("error", "upstream_bad_response")
+
+
+def test_a_fault_inside_the_gateway_mid_stream_ends_it_with_an_error_event_and_a_record(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from warden.providers.fake import FakeProvider
+
+    original = FakeProvider.stream
+
+    async def faulty(self: FakeProvider, call: ProviderCall) -> AsyncIterator[dict[str, Any]]:
+        chunks = original(self, call)
+        yield await anext(chunks)
+        await chunks.aclose()  # type: ignore[attr-defined]
+        raise RuntimeError("a bug, not the upstream's fault")
+
+    monkeypatch.setattr(FakeProvider, "stream", faulty)
+    config = {"admin_key": ADMIN, "models": [
+        {"name": "fake", "deployments": [{"id": "f", "provider": "fake"}]}]}
+    with GatewayThread(config) as gw:
+        events = stream_events(gw, "fake", "faulty")
+        error = events[-1]["error"]
+        assert isinstance(error, dict) and error["code"] == "internal_error"
+        assert "faulty" in str(error["message"]) and "a bug" not in str(error["message"])
+        record = stored_record(gw, "faulty")
+        assert (record["status"], record["error_type"]) == ("error", "server_error")
+        assert in_flight(gw) == {"f": 0}

@@ -107,7 +107,18 @@ async def _sse(ctx: RequestContext, result: StreamResult) -> AsyncIterator[bytes
                 yield data
     except WardenError as exc:
         # Headers are gone: the error travels in the stream, as OpenAI does.
+        if ctx.error is None:
+            ctx.error = exc
         yield b"data: " + orjson.dumps(exc.to_body()) + b"\n\n"
+        return
+    except Exception:
+        # A fault of the gateway's own (answers are checked where they arrive): the client
+        # still gets an error event instead of a cut connection, and the record says error.
+        log.exception("stream %s failed inside the gateway", ctx.request_id)
+        ctx.error = WardenError(f"The stream failed inside the gateway (request id "
+                                f"{ctx.request_id}); the gateway's log has the details.",
+                                code="internal_error")
+        yield b"data: " + orjson.dumps(ctx.error.to_body()) + b"\n\n"
         return
     yield _DONE
 

@@ -108,13 +108,18 @@ class _ScrapeTime:
                                  labels=["model", "deployment"])
         opened = CounterMetricFamily("warden_breaker_opened", "Times a breaker opened.",
                                      labels=["model", "deployment"])
+        rejected = CounterMetricFamily(
+            "warden_upstream_usage_rejected", "Answers whose usage was implausible or malformed "
+            "and was replaced by an estimate.", labels=["model", "deployment"])
         for d in self._deployments():
             breaker.add_metric([d.model, d.id], _BREAKER[d.breaker.state])
             load.add_metric([d.model, d.id], d.in_flight)
             opened.add_metric([d.model, d.id], d.breaker.opened_count)
+            rejected.add_metric([d.model, d.id], d.usage_rejected)
         yield breaker
         yield load
         yield opened
+        yield rejected
         s = self._recorder()
         yield GaugeMetricFamily("warden_recorder_queue_depth", "Records waiting in memory.",
                                 value=s.queue_depth)

@@ -25,7 +25,15 @@ from warden.providers.anthropic_wire import (
     usage_of,
 )
 from warden.providers.base import Completion, Provider, ProviderCall, ProviderParams
-from warden.providers.http import Pool, drain, map_exception, raise_for_status, sse_events
+from warden.providers.http import (
+    Pool,
+    check_credentials,
+    drain,
+    map_exception,
+    raise_for_status,
+    sse_events,
+)
+from warden.providers.validate import bad
 
 
 class AnthropicParams(ProviderParams):
@@ -59,6 +67,7 @@ class AnthropicProvider(Provider):
         if deployment.api_key:
             headers["x-api-key"] = deployment.api_key
         self._headers = {**headers, **deployment.headers}
+        check_credentials(self._where, deployment.base_url, self._headers)
         self._pool = Pool(deployment.max_connections)
 
     def _request_headers(self, call: ProviderCall) -> dict[str, str]:
@@ -100,11 +109,11 @@ class AnthropicProvider(Provider):
             data = orjson.loads(raw)
         except Exception as exc:  # every transport error is mapped, none swallowed
             raise map_exception(exc, self._where) from exc
-        if not isinstance(data, dict) or not isinstance(data.get("content"), list):
-            raise UpstreamError(
-                f"{self._where}: upstream answer is not an Anthropic Messages object; check "
-                "that base_url points at the Anthropic API", code="upstream_bad_response")
-        return Completion(body=from_messages_response(data), usage=usage_of(data.get("usage")))
+        if type(data) is not dict or type(data.get("content")) is not list:
+            raise bad(self._where, "the answer is not an Anthropic Messages object; check that "
+                                   "base_url points at the Anthropic API")
+        return Completion(body=from_messages_response(data, self._where),
+                          usage=usage_of(data.get("usage")))
 
     async def stream(self, call: ProviderCall) -> AsyncIterator[dict[str, Any]]:
         payload = self._payload(call)
@@ -121,7 +130,8 @@ class AnthropicProvider(Provider):
                 )
             try:
                 await self._raise_for_status(resp)
-                async for _event, data in sse_events(resp, deadline, first_deadline):
+                async for _event, data in sse_events(resp, deadline, first_deadline,
+                                                    self._where):
                     for chunk in translator.feed(orjson.loads(data)):
                         yield chunk
                     if translator.done:

@@ -15,6 +15,7 @@ import orjson
 
 from warden.errors import InvalidRequest, UpstreamError, UpstreamStatus
 from warden.providers.base import Usage
+from warden.providers.validate import bad
 
 _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
            "tool_use": "tool_calls", "pause_turn": "stop", "refusal": "content_filter"}
@@ -40,11 +41,25 @@ def finish_reason(stop_reason: Any) -> str:
 
 
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) else 0
+    return value if type(value) is int and value >= 0 else 0
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
+_PROMPT_COUNTS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+
+
+def usage_wire(data: Any) -> Any:
+    """The OpenAI wire usage of an Anthropic ``usage`` object.
+
+    A count that is not a non-negative integer is passed on as it came, under the OpenAI key it
+    stands for, so that the gateway's usage check (``warden.providers.validate``) rejects it
+    and records why, as it does for any upstream."""
+    if type(data) is not dict:
+        return data
+    for key in (*_PROMPT_COUNTS, "output_tokens"):
+        value = data.get(key)
+        if value is not None and (type(value) is not int or value < 0):
+            return {"completion_tokens" if key == "output_tokens" else "prompt_tokens": value}
+    return usage_of(data).to_wire()
 
 
 def usage_of(data: Any) -> Usage:
@@ -240,28 +255,47 @@ def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
 
 # --- answers: Messages -> OpenAI chat --------------------------------------------------------
 
-def from_messages_response(data: dict[str, Any]) -> dict[str, Any]:
-    """The ``chat.completion`` of a Messages answer (thinking blocks are left out)."""
+def _str(value: Any, where: str, what: str) -> str:
+    """``value`` when it is a string; UpstreamBadResponse naming ``what`` otherwise."""
+    if type(value) is not str:
+        raise bad(where, f"{what} is not a string")
+    return value
+
+
+def _opt_str(value: Any, where: str, what: str) -> str | None:
+    return None if value is None else _str(value, where, what)
+
+
+def from_messages_response(data: dict[str, Any], where: str = "upstream") -> dict[str, Any]:
+    """The ``chat.completion`` of a Messages answer (thinking blocks are left out); raises
+    UpstreamBadResponse for a field of the wrong type."""
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
-    for block in data.get("content") or ():
-        kind = block.get("type") if isinstance(block, dict) else None
+    for i, block in enumerate(data.get("content") or ()):
+        if type(block) is not dict:
+            raise bad(where, f"content[{i}] is not an object")
+        kind = block.get("type")
         if kind == "text":
-            texts.append(str(block.get("text") or ""))
+            texts.append(_str(block.get("text"), where, f"content[{i}].text"))
         elif kind == "tool_use":
-            calls.append({"id": block.get("id"), "type": "function", "function": {
-                "name": block.get("name"),
-                "arguments": orjson.dumps(block.get("input") or {}).decode()}})
+            args = block.get("input")
+            if args is not None and type(args) is not dict:
+                raise bad(where, f"content[{i}].input is not an object")
+            calls.append({"id": _str(block.get("id"), where, f"content[{i}].id"),
+                          "type": "function", "function": {
+                "name": _str(block.get("name"), where, f"content[{i}].name"),
+                "arguments": orjson.dumps(args or {}).decode()}})
     message: dict[str, Any] = {"role": "assistant",
                                "content": "".join(texts) if texts or not calls else None}
     if calls:
         message["tool_calls"] = calls
+    stop = _opt_str(data.get("stop_reason"), where, "stop_reason")
     return {
-        "id": data.get("id"), "object": "chat.completion", "created": int(time.time()),
-        "model": data.get("model"),
+        "id": _opt_str(data.get("id"), where, "id"), "object": "chat.completion",
+        "created": int(time.time()), "model": _opt_str(data.get("model"), where, "model"),
         "choices": [{"index": 0, "message": message,
-                     "finish_reason": finish_reason(data.get("stop_reason")), "logprobs": None}],
-        "usage": usage_of(data.get("usage")).to_wire(),
+                     "finish_reason": finish_reason(stop), "logprobs": None}],
+        "usage": usage_wire(data.get("usage")),
     }
 
 
@@ -270,7 +304,8 @@ def stream_error(where: str, event: dict[str, Any]) -> UpstreamError:
     err = event.get("error")
     kind = err.get("type") if isinstance(err, dict) else None
     msg = err.get("message") if isinstance(err, dict) else None
-    text = f"{where}: upstream error mid-stream: {msg or kind or 'unknown error'}"
+    said = msg if isinstance(msg, str) and msg else kind if isinstance(kind, str) else None
+    text = f"{where}: upstream error mid-stream: {(said or 'unknown error')[:500]}"
     if kind == "overloaded_error":
         return UpstreamOverloaded(text, body=event)
     return UpstreamError(text, code="upstream_stream_error")
@@ -280,8 +315,9 @@ class StreamTranslator:
     """Turns the events of one Messages stream, in order, into chat.completion.chunk objects.
 
     ``feed`` returns the chunks an event makes (often none); it raises UpstreamError for an
-    ``error`` event. ``done`` turns true at ``message_stop``, after which the last chunk fed
-    out carried the usage (``choices: []``).
+    ``error`` event, and UpstreamBadResponse for an event whose fields have the wrong types.
+    ``done`` turns true at ``message_stop``, after which the last chunk fed out carried the
+    usage (``choices: []``).
     """
 
     def __init__(self, where: str) -> None:
@@ -290,66 +326,94 @@ class StreamTranslator:
         self._id = ""
         self._model = ""
         self._created = int(time.time())
-        self._usage: dict[str, Any] = {}
-        self._tools: dict[Any, int] = {}  # content block index -> OpenAI tool call index
+        self._usage: Any = {}
+        self._tools: dict[int, int] = {}  # content block index -> OpenAI tool call index
 
     def feed(self, event: Any) -> list[dict[str, Any]]:
-        if not isinstance(event, dict):
-            raise UpstreamError(f"{self.where}: upstream sent a stream event that is not an "
-                                "object", code="upstream_bad_response")
+        if type(event) is not dict:
+            raise bad(self.where, "a stream event is not an object")
         kind = event.get("type")
+        if kind == "content_block_delta":  # the most frequent event first
+            return self._delta(event)
         if kind == "message_start":
-            msg = _dict(event.get("message"))
-            self._id, self._model = str(msg.get("id") or ""), str(msg.get("model") or "")
+            msg = self._object(event, "message")
+            self._id = _opt_str(msg.get("id"), self.where, "message_start.message.id") or ""
+            self._model = _opt_str(msg.get("model"), self.where,
+                                   "message_start.message.model") or ""
             self._add_usage(msg.get("usage"))
             return [self._chunk({"role": "assistant", "content": ""})]
         if kind == "content_block_start":
             return self._block_start(event)
-        if kind == "content_block_delta":
-            return self._delta(event)
         if kind == "message_delta":
             self._add_usage(event.get("usage"))
-            delta = _dict(event.get("delta"))
-            return [self._chunk({}, finish_reason(delta.get("stop_reason")))]
+            delta = self._object(event, "delta")
+            stop = _opt_str(delta.get("stop_reason"), self.where, "message_delta.stop_reason")
+            return [self._chunk({}, finish_reason(stop))]
         if kind == "message_stop":
             self.done = True
-            return [{**self._base(), "choices": [], "usage": usage_of(self._usage).to_wire()}]
+            return [{**self._base(), "choices": [], "usage": usage_wire(self._usage)}]
         if kind == "error":
             raise stream_error(self.where, event)
+        if type(kind) is not str:
+            raise bad(self.where, "a stream event has no string 'type'")
         return []  # ping, content_block_stop, and event types added after this was written
 
+    def _object(self, event: dict[str, Any], key: str) -> dict[str, Any]:
+        value = event.get(key)
+        if type(value) is not dict:
+            raise bad(self.where, f"{event['type']}.{key} is not an object")
+        return value
+
+    def _index(self, event: dict[str, Any]) -> int:
+        index = event.get("index")
+        if type(index) is not int or index < 0:
+            raise bad(self.where, f"{event['type']}.index is not a non-negative integer")
+        return index
+
     def _block_start(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-        block = event.get("content_block")
-        if not isinstance(block, dict):
-            return []
-        if block.get("type") == "tool_use":
-            n = self._tools[event.get("index")] = len(self._tools)
+        index = self._index(event)
+        block = self._object(event, "content_block")
+        kind = block.get("type")
+        if kind == "tool_use":
+            where = "content_block_start.content_block"
+            call_id = _str(block.get("id"), self.where, f"{where}.id")
+            name = _str(block.get("name"), self.where, f"{where}.name")
+            n = self._tools[index] = len(self._tools)
             return [self._chunk({"tool_calls": [{
-                "index": n, "id": block.get("id"), "type": "function",
-                "function": {"name": block.get("name"), "arguments": ""}}]})]
-        if block.get("type") == "text" and block.get("text"):
-            return [self._chunk({"content": block["text"]})]
+                "index": n, "id": call_id, "type": "function",
+                "function": {"name": name, "arguments": ""}}]})]
+        if kind == "text":
+            text = _opt_str(block.get("text"), self.where,
+                            "content_block_start.content_block.text")
+            if text:
+                return [self._chunk({"content": text})]
         return []
 
     def _delta(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-        delta = _dict(event.get("delta"))
+        index = self._index(event)
+        delta = self._object(event, "delta")
         kind = delta.get("type")
         if kind == "text_delta":
-            return [self._chunk({"content": str(delta.get("text") or "")})]
+            text = _str(delta.get("text"), self.where, "content_block_delta.delta.text")
+            return [self._chunk({"content": text})]
         if kind == "input_json_delta":
-            n = self._tools.get(event.get("index"))
+            n = self._tools.get(index)
             if n is None:
-                raise UpstreamError(f"{self.where}: upstream sent tool arguments for a content "
-                                    "block that is not a tool call", code="upstream_bad_response")
-            fragment = str(delta.get("partial_json") or "")
+                raise bad(self.where, "tool arguments for a content block that is not a tool call")
+            fragment = _opt_str(delta.get("partial_json"), self.where,
+                                "content_block_delta.delta.partial_json")
             if fragment:
                 return [self._chunk({"tool_calls": [
                     {"index": n, "function": {"arguments": fragment}}]})]
         return []  # thinking and signature deltas have no OpenAI counterpart
 
     def _add_usage(self, usage: Any) -> None:
-        if isinstance(usage, dict):
+        if usage is None:
+            return
+        if type(usage) is dict and type(self._usage) is dict:
             self._usage.update({k: v for k, v in usage.items() if v is not None})
+        else:
+            self._usage = usage  # not an object: passed on for the usage check to reject
 
     def _base(self) -> dict[str, Any]:
         return {"id": self._id, "object": "chat.completion.chunk", "created": self._created,

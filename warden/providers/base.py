@@ -48,14 +48,20 @@ class Usage:
 
     @classmethod
     def from_wire(cls, data: Any) -> Usage | None:
+        """The counts of a wire ``usage`` object, a count that is not one read as 0 (the
+        gateway checks an upstream's usage apart: ``warden.providers.validate``)."""
         if not isinstance(data, dict):
             return None
-        details = data.get("prompt_tokens_details") or {}
+        details = data.get("prompt_tokens_details")
         return cls(
-            prompt_tokens=int(data.get("prompt_tokens") or 0),
-            completion_tokens=int(data.get("completion_tokens") or 0),
-            cached_tokens=int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0,
+            prompt_tokens=_count(data.get("prompt_tokens")),
+            completion_tokens=_count(data.get("completion_tokens")),
+            cached_tokens=_count(details.get("cached_tokens")) if isinstance(details, dict) else 0,
         )
+
+
+def _count(value: Any) -> int:
+    return value if type(value) is int and value >= 0 else 0
 
 
 @dataclass(slots=True, frozen=True)
@@ -101,6 +107,10 @@ class Provider(abc.ABC):
     before yielding its first chunk where it can, and ends with a chunk carrying ``usage`` when
     the upstream reports it. Implementations create network resources lazily, inside the event
     loop that uses them, and release them in ``aclose``.
+
+    The gateway checks the shape of every answer and chunk a provider returns, and its usage
+    (``warden.providers.validate``); a provider need only refuse what it cannot read itself,
+    with ``UpstreamBadResponse``.
 
     A provider that loads a model file checks it first (``warden.lifecycle.integrity``) and
     keeps the outcome in ``integrity``, failed or not; the runtime records it after ``start``.

@@ -3,13 +3,44 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 
-from warden.errors import UpstreamError, UpstreamStatus, UpstreamTimeout, WardenError
+from warden.errors import (
+    ConfigError,
+    UpstreamBadResponse,
+    UpstreamError,
+    UpstreamStatus,
+    UpstreamTimeout,
+    WardenError,
+)
+
+_USERINFO = re.compile(r"(?<=//)[^/@\s]+@")
+
+
+def hide_credentials(text: str) -> str:
+    """``text`` with the user:password of any URL in it replaced by ``***``."""
+    return _USERINFO.sub("***@", text) if "@" in text else text
+
+
+def check_credentials(where: str, base_url: str | None, headers: Mapping[str, str]) -> None:
+    """Refuse a base_url with user:password when an Authorization header is sent too: the
+    HTTP client cannot send both, and would fail every request."""
+    if not base_url or "@" not in base_url:
+        return
+    try:
+        parts = urlsplit(base_url)
+    except ValueError:
+        return  # not a URL at all: the first request says so
+    if (parts.username or parts.password) and any(k.lower() == "authorization" for k in headers):
+        raise ConfigError(
+            f"{where}: base_url carries credentials (user:password@) and an Authorization "
+            "header is sent too (from api_key or headers); keep one of them")
 
 
 class Pool:
@@ -63,13 +94,14 @@ def error_message(body: bytes, fallback: str) -> tuple[str, Any]:
         text = body.decode("utf-8", "replace").strip()
         return (text[:500] or fallback), None
     if isinstance(data, dict):
+        # Cut to a size fit for an error message: the upstream's text is not ours to forward.
         err = data.get("error")
         if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return err["message"], data
+            return err["message"][:500], data
         if isinstance(err, str):
-            return err, data
+            return err[:500], data
         if isinstance(data.get("message"), str):
-            return data["message"], data
+            return data["message"][:500], data
     return fallback, data
 
 
@@ -100,25 +132,37 @@ def map_exception(exc: BaseException, where: str) -> WardenError:
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return UpstreamError(f"{where}: upstream closed the connection", code="upstream_disconnected")
     if isinstance(exc, aiohttp.ClientError | OSError):
-        return UpstreamError(f"{where}: upstream transport error: {exc}", code="upstream_error")
-    if isinstance(exc, orjson.JSONDecodeError | ValueError):
-        return UpstreamError(f"{where}: upstream sent invalid JSON", code="upstream_bad_response")
+        return UpstreamError(f"{where}: upstream transport error: {hide_credentials(str(exc))}",
+                             code="upstream_error")
+    if isinstance(exc, orjson.JSONDecodeError):
+        return UpstreamBadResponse(f"{where}: upstream sent invalid JSON")
+    if isinstance(exc, ValueError):
+        # The HTTP client refused to send the request (a header value it cannot send, say).
+        return UpstreamError(f"{where}: the request could not be sent upstream: "
+                             f"{hide_credentials(str(exc))}", code="upstream_request_error")
     raise exc
 
 
+MAX_EVENT_BYTES = 8 << 20
+"""The largest stream event read: an upstream sending more without an end is broken."""
+
+
 async def sse_events(
-    resp: aiohttp.ClientResponse, deadline: float, first_deadline: float | None = None
+    resp: aiohttp.ClientResponse, deadline: float, first_deadline: float | None = None,
+    where: str = "upstream",
 ) -> AsyncIterator[tuple[str | None, bytes]]:
     """Yield ``(event, data)`` pairs of a server-sent-event stream until it ends.
 
     Reads are bounded by ``deadline`` (a loop time), and until the first event arrives by
     ``first_deadline`` too; running past either raises TimeoutError. Multi-line ``data:``
-    fields are joined with newlines, as the SSE specification says.
+    fields are joined with newlines, as the SSE specification says. An event (or a line) of
+    more than ``MAX_EVENT_BYTES`` raises UpstreamBadResponse instead of filling the memory.
     """
     loop = asyncio.get_running_loop()
     buf = b""
     event: str | None = None
     data: list[bytes] = []
+    size = 0
     limit = min(deadline, first_deadline) if first_deadline is not None else deadline
     content = resp.content
     ended = False
@@ -146,19 +190,36 @@ async def sse_events(
                 if data:
                     yield event, b"\n".join(data)
                     limit = deadline
-                event, data = None, []
+                event, data, size = None, [], 0
             elif line.startswith(b"data:"):
                 value = line[5:]
                 data.append(value[1:] if value.startswith(b" ") else value)
+                size += len(value)
             elif line.startswith(b"event:"):
                 event = line[6:].strip().decode("utf-8", "replace")
+        if size + len(buf) > MAX_EVENT_BYTES:
+            raise UpstreamBadResponse(f"{where}: upstream sent a stream event of more than "
+                                      f"{MAX_EVENT_BYTES >> 20} MiB")
 
 
-async def drain(resp: aiohttp.ClientResponse, deadline: float) -> None:
-    """Read what is left of a finished stream so its connection can go back to the pool."""
-    if resp.content.at_eof():
-        return
+DRAIN_S = 0.25
+"""How long a finished stream's leftovers are read, so that its connection can be reused."""
+
+
+async def drain(resp: aiohttp.ClientResponse, deadline: float) -> bool:
+    """Read what is left of a finished stream so its connection can go back to the pool.
+
+    The answer is complete already: bytes or silence after its end must not fail it. Reading
+    stops after ``DRAIN_S`` (or at ``deadline``) and returns False; the caller then closes the
+    connection instead of reusing it. True when the stream reached its end."""
+    content = resp.content
+    if content.at_eof():
+        return True
     loop = asyncio.get_running_loop()
-    async with asyncio.timeout_at(min(deadline, loop.time() + 1.0)):
-        while await resp.content.readany():
-            pass
+    try:
+        async with asyncio.timeout_at(min(deadline, loop.time() + DRAIN_S)):
+            while await content.readany():
+                pass
+    except (TimeoutError, aiohttp.ClientError):
+        return False
+    return content.at_eof()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 import orjson
@@ -20,7 +20,16 @@ from warden.providers.base import (
     ProviderParams,
     Usage,
 )
-from warden.providers.http import Pool, drain, map_exception, raise_for_status, sse_events
+from warden.providers.http import (
+    Pool,
+    check_credentials,
+    drain,
+    error_message,
+    map_exception,
+    raise_for_status,
+    sse_events,
+)
+from warden.providers.validate import bad
 
 _PATHS = {"chat": "/chat/completions", "completion": "/completions", "embedding": "/embeddings"}
 
@@ -49,6 +58,7 @@ class OpenAIProvider(Provider):
             headers["Authorization"] = f"Bearer {deployment.api_key}"
         if params.organization:
             headers["OpenAI-Organization"] = params.organization
+        check_credentials(self._where, deployment.base_url, headers)
         self._headers = headers
         self._pool = Pool(deployment.max_connections)
 
@@ -71,9 +81,8 @@ class OpenAIProvider(Provider):
             body = orjson.loads(raw)
         except Exception as exc:
             raise map_exception(exc, self._where) from exc
-        if not isinstance(body, dict):
-            raise UpstreamError(f"{self._where}: upstream answer is not a JSON object",
-                                code="upstream_bad_response")
+        if type(body) is not dict:
+            raise bad(self._where, "the answer is not a JSON object")
         return Completion(body=body, usage=Usage.from_wire(body.get("usage")))
 
     async def stream(self, call: ProviderCall) -> AsyncIterator[dict[str, Any]]:
@@ -95,17 +104,25 @@ class OpenAIProvider(Provider):
                 )
             try:
                 await raise_for_status(resp, self._where)
-                async for _event, data in sse_events(resp, deadline, first_deadline):
+                async for event, data in sse_events(resp, deadline, first_deadline,
+                                                   self._where):
                     if data == b"[DONE]":
+                        # The answer is whole: nothing after [DONE] is read as part of it.
                         finished = True
                         await drain(resp, deadline)
                         break
+                    if event == "error":
+                        self._stream_error(data)
                     chunk = orjson.loads(data)
-                    if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
-                        err = chunk["error"]
-                        msg = err.get("message") if isinstance(err, dict) else str(err)
-                        raise UpstreamError(f"{self._where}: upstream error mid-stream: {msg}")
-                    if any(c.get("finish_reason") for c in chunk.get("choices") or ()):
+                    if type(chunk) is not dict:
+                        raise bad(self._where, "a stream chunk is not a JSON object")
+                    choices = chunk.get("choices")
+                    if choices is None and "error" in chunk:
+                        self._stream_error(data)
+                    # Only a well-formed finish is noted here; the chunk is checked as a whole
+                    # by the caller (warden.providers.validate).
+                    if type(choices) is list and any(
+                            type(c) is dict and c.get("finish_reason") for c in choices):
                         finished = True
                     yield chunk
             finally:
@@ -118,6 +135,12 @@ class OpenAIProvider(Provider):
         if not finished:
             raise UpstreamError(f"{self._where}: upstream closed the stream before it finished",
                                 code="upstream_stream_cut")
+
+    def _stream_error(self, data: bytes) -> NoReturn:
+        """Raise the error an upstream sent as a stream event."""
+        message, _ = error_message(data, "no message")
+        raise UpstreamError(f"{self._where}: upstream error mid-stream: {message}",
+                            code="upstream_stream_error")
 
     async def check(self, timeout_s: float) -> None:
         try:

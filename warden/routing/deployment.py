@@ -25,6 +25,7 @@ class LiveDeployment:
     in_flight: int = 0
     requests: int = 0
     failures: int = 0
+    usage_rejected: int = 0  # answers whose usage was not plausible (an estimate was recorded)
     healthy: bool = True
     last_error: str | None = field(default=None, repr=False)
     signature: tuple[object, ...] = field(default=(), repr=False)

@@ -5,7 +5,8 @@ sequence or not; it honours ``max_tokens`` and ``stop_sequences``, answers a for
 with a ``tool_use`` block, and checks what the real API checks that a translation could get
 wrong (headers, strict user/assistant alternation, tool results answering the turn before).
 It can be told to fail: an error status on every Nth request, a delay, a stream cut after N
-events, or an ``error`` event mid-stream. ``GET /v1/models`` lists the one model.
+events, an ``error`` event mid-stream, or a malformed answer or event (``garbage``: the modes
+of ``warden.testing.hostile``). ``GET /v1/models`` lists the one model.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from warden.testing.hostile import ANTHROPIC, ANTHROPIC_MESSAGE, ANTHROPIC_USAGE
 from warden.testing.httpserver import HttpServer, RawRequest, Responder
 
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
@@ -37,6 +39,7 @@ class Behaviour:
     reply: str | None = None
     retry_after: str | None = None
     cache_read_tokens: int = 0
+    garbage: str | None = None  # a mode of hostile.ANTHROPIC(_MESSAGE) or hostile.ANTHROPIC_USAGE
 
 
 @dataclass
@@ -177,7 +180,7 @@ class FakeAnthropicUpstream:
                    "role": "assistant", "model": self.name, "content": content,
                    "stop_reason": reason, "stop_sequence": stopped, "usage": usage}
         if not body.get("stream"):
-            await out.send_json(200, message)
+            await self._send_message(out, message)
             return
         events: list[dict[str, Any]] = [
             {"type": "message_start", "message": {**message, "content": [], "stop_reason": None,
@@ -192,9 +195,34 @@ class FakeAnthropicUpstream:
                    {"type": "message_stop"}]
         await self._send_events(events, out)
 
+    async def _send_message(self, out: Responder, message: dict[str, Any]) -> None:
+        """Send a whole answer, broken as ``garbage`` says."""
+        mode = self.behaviour.garbage
+        if mode in ANTHROPIC_USAGE:
+            message = {**message, "usage": ANTHROPIC_USAGE[mode]}
+        elif mode is not None:
+            sent = ANTHROPIC_MESSAGE[mode](message)
+            if isinstance(sent, bytes):
+                await out.send_bytes(200, sent, "application/json")
+                return
+            await out.send_json(200, sent)
+            return
+        await out.send_json(200, message)
+
+    def _data(self, event: dict[str, Any], garbled: bool) -> bytes:
+        """The data line of one event, broken as ``garbage`` says."""
+        mode = self.behaviour.garbage
+        if mode in ANTHROPIC_USAGE and event["type"] == "message_delta":
+            return orjson.dumps({**event, "usage": ANTHROPIC_USAGE[mode]})
+        if mode in ANTHROPIC and not garbled and event["type"] == ANTHROPIC[mode][0]:
+            sent = ANTHROPIC[mode][1](event)
+            return sent if isinstance(sent, bytes) else orjson.dumps(sent)
+        return orjson.dumps(event)
+
     async def _send_events(self, events: list[dict[str, Any]], out: Responder) -> None:
         b = self.behaviour
         await out.start_stream()
+        garbled = False
         for i, event in enumerate(events):
             if b.die_after_events is not None and i >= b.die_after_events:
                 out.abort()
@@ -204,8 +232,9 @@ class FakeAnthropicUpstream:
                          "error": {"type": "overloaded_error", "message": "Overloaded"}}
             if b.event_delay_s and i:
                 await asyncio.sleep(b.event_delay_s)
-            await out.send_chunk(b"event: %b\ndata: %b\n\n"
-                                 % (event["type"].encode(), orjson.dumps(event)))
+            data = self._data(event, garbled)
+            garbled = garbled or data != orjson.dumps(event)
+            await out.send_chunk(b"event: %b\ndata: %b\n\n" % (event["type"].encode(), data))
             if event["type"] == "error":
                 break
         await out.end_stream()

@@ -1,7 +1,9 @@
 """A fake OpenAI-compatible upstream server: a real server on loopback for tests and benchmarks.
 
 It echoes the last user message, word by word, like the ``fake`` provider, and can be told to
-fail: an error status on every Nth request, a delay, or a stream cut after N chunks.
+fail: an error status on every Nth request, a delay, a stream cut after N chunks, a malformed
+answer or chunk (``garbage``: the modes of ``warden.testing.hostile``), or bytes and silence
+after a stream's ``[DONE]``.
 ``python -m warden.testing.upstream --port 9000`` runs one on its own.
 """
 
@@ -15,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from warden.testing.hostile import ERROR_EVENT, OPENAI, OPENAI_USAGE
 from warden.testing.httpserver import HttpServer, RawRequest, Responder
 
 
@@ -30,6 +33,10 @@ class Behaviour:
     reply: str | None = None
     echo_role: str = "user"  # whose last message the answer repeats ("system": a leaky model)
     retry_after: str | None = None
+    garbage: str | None = None  # a mode of hostile.OPENAI or hostile.OPENAI_USAGE
+    garbage_at: int = 0  # the stream chunk the mode breaks (0: the first; usage modes: the last)
+    after_done: bytes = b""  # sent after a stream's [DONE]
+    linger_s: float = 0.0  # silence after a stream's [DONE] before it ends
 
 
 @dataclass
@@ -95,7 +102,7 @@ class FakeOpenAIUpstream:
         elif req.path == "/v1/embeddings":
             inputs = body.get("input")
             items = [inputs] if isinstance(inputs, str) else list(inputs or [])
-            await out.send_json(200, {"object": "list", "model": body.get("model"), "data": [
+            await self._send_answer(out, {"object": "list", "model": body.get("model"), "data": [
                 {"object": "embedding", "index": i, "embedding": [0.1 * (i + 1), 0.2, 0.3]}
                 for i in range(len(items))], "usage": {"prompt_tokens": len(items),
                                                          "total_tokens": len(items)}})
@@ -129,7 +136,7 @@ class FakeOpenAIUpstream:
             finish = "tool_calls"
         if not body.get("stream"):
             n = int(body.get("n") or 1)
-            await out.send_json(200, {
+            await self._send_answer(out, {
                 "id": rid, "object": "chat.completion", "created": created, "model": model,
                 "choices": [{"index": i, "message": message, "finish_reason": finish,
                              "logprobs": None} for i in range(n)],
@@ -155,7 +162,7 @@ class FakeOpenAIUpstream:
         base = {"id": f"cmpl-up{self.seen.requests}", "object": "text_completion",
                 "created": int(time.time()), "model": self.name}
         if not body.get("stream"):
-            await out.send_json(200, {**base, "choices": [
+            await self._send_answer(out, {**base, "choices": [
                 {"index": 0, "text": "".join(words), "finish_reason": finish, "logprobs": None}],
                 "usage": usage})
             return
@@ -168,16 +175,47 @@ class FakeOpenAIUpstream:
             chunks.append({**base, "choices": [], "usage": usage})
         await self._send_events(chunks, out)
 
+    async def _send_answer(self, out: Responder, answer: dict[str, Any]) -> None:
+        """Send a whole answer, broken as ``garbage`` says."""
+        mode = self.behaviour.garbage
+        if mode in OPENAI_USAGE:
+            await out.send_json(200, {**answer, "usage": OPENAI_USAGE[mode]})
+        elif mode is not None:
+            sent = OPENAI[mode](answer)
+            if isinstance(sent, bytes):
+                await out.send_bytes(200, sent.removeprefix(ERROR_EVENT), "application/json")
+            else:
+                await out.send_json(200, sent)
+        else:
+            await out.send_json(200, answer)
+
+    def _frames(self, chunks: list[dict[str, Any]]) -> list[bytes]:
+        """The SSE frames of a stream's chunks, one broken as ``garbage`` says."""
+        mode = self.behaviour.garbage
+        if mode in OPENAI_USAGE:
+            chunks = [{**c, "usage": OPENAI_USAGE[mode]} if "usage" in c else c for c in chunks]
+        frames = [b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks]
+        if mode is not None and mode not in OPENAI_USAGE:
+            at = min(self.behaviour.garbage_at, len(chunks) - 1)
+            sent = OPENAI[mode](chunks[at])
+            data = sent if isinstance(sent, bytes) else orjson.dumps(sent)
+            frames[at] = (data if data.startswith(ERROR_EVENT) else b"data: " + data) + b"\n\n"
+        return frames
+
     async def _send_events(self, chunks: list[dict[str, Any]], out: Responder) -> None:
         b = self.behaviour
-        for i, chunk in enumerate(chunks):
+        for i, frame in enumerate(self._frames(chunks)):
             if b.die_after_chunks is not None and i >= b.die_after_chunks:
                 out.abort()
                 return
             if b.chunk_delay_s and i:
                 await asyncio.sleep(b.chunk_delay_s)
-            await out.send_chunk(b"data: " + orjson.dumps(chunk) + b"\n\n")
+            await out.send_chunk(frame)
         await out.send_chunk(b"data: [DONE]\n\n")
+        if b.after_done:
+            await out.send_chunk(b.after_done)
+        if b.linger_s:
+            await asyncio.sleep(b.linger_s)
         await out.end_stream()
 
 
