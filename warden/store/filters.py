@@ -25,6 +25,10 @@ def conditions(where: RequestFilter) -> list[sa.ColumnElement[bool]]:
         value = getattr(where, name)
         if value is not None:
             out.append(r[name] == value)
+    if where.client_request_id is not None:
+        # Records stored before m005 have the client's id (or none) as their own.
+        out.append(sa.or_(r.client_request_id == where.client_request_id,
+                          r.request_id == where.client_request_id))
     if where.status is not None and where.status != "ok":
         # The status index holds the other statuses only; SQLite uses it when the query repeats
         # the index's condition word for word.

@@ -35,6 +35,7 @@ from warden.store.base import (
     FindingCount,
     GroupBy,
     Page,
+    RecordsRefused,
     RequestDetail,
     RequestFilter,
     StatsQuery,
@@ -202,8 +203,18 @@ class SqlStore(Store):
         batch = {r.request_id: r for r in reversed(records)}  # the first of duplicates wins
         if not batch and not payloads:
             return
-        with self._write(f"write a batch of {len(batch)} records") as conn:
-            bulk.write(conn, batch, payloads)
+        action = f"write a batch of {len(batch)} records"
+        try:
+            with self._write(action) as conn:
+                bulk.write(conn, batch, payloads)
+        except StoreError as exc:
+            if isinstance(exc, RecordsRefused) or not refused(exc.__cause__):
+                raise
+            raise RecordsRefused(f"{exc.message}; the database refuses the data") from exc.__cause__
+        except (ValueError, TypeError, OverflowError) as exc:
+            # The driver cannot send a value (text that is not UTF-8, an integer past 64 bits).
+            raise RecordsRefused(f"cannot {action} at {self.where}: {type(exc).__name__}: {exc}"
+                                 ) from exc
 
     def get(self, request_id: str) -> RequestDetail | None:
         with self._read("read a request") as conn:
@@ -290,6 +301,27 @@ class SqlStore(Store):
     def close(self) -> None:
         self.engine.dispose()
         self._writer.dispose()
+
+
+# SQLSTATE classes of an answer about the data itself: a data exception (a value out of its
+# column's range, a character the column cannot hold), an integrity constraint, a program limit
+# (an index entry too large). Other classes (connection, resources, locks, a missing table) say
+# nothing against the data: the same batch may be written later.
+_REFUSED_CLASSES = ("22", "23", "54")
+
+
+def refused(exc: BaseException | None) -> bool:
+    """Whether a database error refuses the data written, rather than failing the database."""
+    if not isinstance(exc, sa.exc.DBAPIError) or exc.connection_invalidated:
+        return False
+    state = getattr(exc.orig, "sqlstate", None)
+    if isinstance(state, str):  # psycopg
+        return state[:2] in _REFUSED_CLASSES
+    # sqlite3 has no SQLSTATE: its DataError (text too big), IntegrityError (a foreign key), and
+    # its ProgrammingError and InterfaceError of a value it cannot bind.
+    return isinstance(exc, (sa.exc.DataError, sa.exc.IntegrityError)) or (
+        isinstance(exc.orig, sqlite3.Error) and exc.statement is not None
+        and isinstance(exc, (sa.exc.ProgrammingError, sa.exc.InterfaceError)))
 
 
 def encode_cursor(started_at: float, request_id: str) -> str:

@@ -30,6 +30,7 @@ class Behaviour:
     reply: str | None = None
     echo_role: str = "user"  # whose last message the answer repeats ("system": a leaky model)
     retry_after: str | None = None
+    usage: dict[str, Any] | None = None  # reported instead of the counted usage of chat answers
 
 
 @dataclass
@@ -117,8 +118,9 @@ class FakeOpenAIUpstream:
         content = last.get("content")
         text = content if isinstance(content, str) else ""
         words, finish = self._answer(body, text)
-        usage = {"prompt_tokens": max(1, len(text.split())), "completion_tokens": len(words),
-                 "total_tokens": max(1, len(text.split())) + len(words)}
+        usage = self.behaviour.usage or {
+            "prompt_tokens": max(1, len(text.split())), "completion_tokens": len(words),
+            "total_tokens": max(1, len(text.split())) + len(words)}
         rid, created, model = f"chatcmpl-up{self.seen.requests}", int(time.time()), self.name
         message: dict[str, Any] = {"role": "assistant", "content": "".join(words)}
         if body.get("tools") and body.get("tool_choice") not in (None, "none", "auto"):
