@@ -29,9 +29,10 @@ Contract::
   counted in ``repaired``); when the store refuses that too, it is moved to the spool's rejected
   file (``spool.rejected.jsonl``) and counted in ``rejected``. A spool left by an earlier run is
   replayed the same way, so that its bad records cannot stall the recorder across restarts.
-- A replayed batch that fails otherwise is retried in halves, down to a single record. A record
-  that fails alone, then again right after the record behind it was written, is refused by the
-  database without saying so: it is set aside as above.
+- A replayed batch that fails otherwise is retried in halves, down to a single record. When a
+  record fails alone, the records behind it are tried one by one (1, then up to 64 as the
+  failures repeat); when one of them is written, the store works, and each record before it
+  that fails once more is refused without the store saying so: it is set aside as above.
 - Observable state, for metrics: ``queue_depth``, ``spooled``, ``spool_bytes``, ``written``,
   ``dropped``, ``store_errors``, ``batches``, ``corrupt``, ``rejected``, ``repaired``,
   ``last_error``, and a ``stats()`` snapshot.
@@ -64,6 +65,7 @@ Outcome = Literal["written", "refused", "down"]
 # What a store raises for data it cannot take: a refusal by the database, or a value the code
 # on the way cannot handle. Anything else is an outage (the same batch may be written later).
 _REFUSALS = (RecordsRefused, ValueError, TypeError, OverflowError, RecursionError)
+_MAX_PROBE = 64
 
 
 @dataclass(slots=True, frozen=True)
@@ -107,6 +109,7 @@ class Recorder:
         self._retry_at = 0.0  # monotonic time before which the store is not tried again
         self._store_down = False
         self._replay_n = batch_size  # shrinks while a replayed batch fails
+        self._probe_n = 1  # how many records behind one that fails alone are tried, at most
         self._drop_lock = threading.Lock()
         self._drop_logged_at = -_DROP_LOG_EVERY_S
         self.written = 0
@@ -316,15 +319,22 @@ class Recorder:
         if len(chunk.entries) > 1:
             self._replay_n = max(1, len(chunk.entries) // 2)
             return False
-        # One record fails alone, and not with a refusal: an outage, or a refusal the store did
-        # not say was one? If the next record is written and this one fails again right after,
-        # the database refuses this one.
-        pair = self._spool.peek(2)
-        if len(pair.entries) < 2 or self._write(pair.entries[1:]) != "written":
+        # One record fails alone, and not with a refusal: an outage, or a refusal the store does
+        # not name? When a record behind it is written, the store works: each record before that
+        # one is tried once more, then taken for refused.
+        ahead = self._spool.peek(self._probe_n + 1)
+        written = next((n for n, entry in enumerate(ahead.entries[1:], start=1)
+                        if self._write([entry]) == "written"), None)
+        if written is None:
+            self._probe_n = min(_MAX_PROBE, self._probe_n * 2)  # a longer run of them, next time
             return False
-        if self._write(pair.entries[:1]) != "written" and not self._settle(pair.entries[0]):
-            return False
-        self._spool.consume(pair)
+        self._probe_n = 1
+        for done, entry in enumerate(ahead.entries[:written]):
+            if self._write([entry]) != "written" and not self._settle(entry):
+                if done:
+                    self._spool.consume(self._spool.peek(done))
+                return False
+        self._spool.consume(self._spool.peek(written + 1))
         return True
 
     # -- both sides ---------------------------------------------------------------------------
