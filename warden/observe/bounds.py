@@ -14,9 +14,9 @@ that every store takes:
 - tags: at most ``MAX_TAGS``, text keys and values of bounded length;
 - attempts and findings: at most ``MAX_ATTEMPTS`` and ``MAX_FINDINGS``, their fields bounded
   as above;
-- metadata: JSON values only (anything else as its text), ``MAX_DEPTH`` levels deep, at most
-  ``MAX_ITEMS`` entries per object or list, ``MAX_METADATA_CHARS`` characters of keys and text
-  in all.
+- metadata: JSON values only (anything else as its text, and so a number past 2**53),
+  ``MAX_DEPTH`` levels deep, at most ``MAX_ITEMS`` entries per object or list,
+  ``MAX_METADATA_CHARS`` characters of keys and text in all.
 
 The names of the fields that were changed are added to the record's ``truncated`` list, so
 that a reader knows the record is not what was sent. A record within bounds comes back as it
@@ -144,7 +144,11 @@ def _json(value: Any, depth: int, budget: _Budget) -> Any:
             return value
         return budget.text(str(value)[:64], 64)
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        if not math.isfinite(value):
+            return None
+        # PostgreSQL's jsonb gives 1e300 back as 1 and 300 zeros: an integer no JSON writer
+        # of 64 bits takes. Such a number is kept as its text.
+        return value if abs(value) < _MAX_JSON_INT else budget.text(repr(value), 64)
     if isinstance(value, str):
         return budget.text(value, MAX_METADATA_CHARS)
     if depth >= MAX_DEPTH:

@@ -35,7 +35,14 @@ def dumps(value: Any) -> str:
     except orjson.JSONEncodeError:
         # Integers past 64 bits, and what orjson refuses: the standard library's encoder takes
         # them (it raises in turn for a value that refers to itself: that record is refused).
-        return json.dumps(value, ensure_ascii=False, default=str)
+        return json.dumps(value, ensure_ascii=False, default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    # What orjson writes natively and the standard library does not: attempts and findings.
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)
 
 
 def _text(value: str | None) -> str | None:

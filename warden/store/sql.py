@@ -28,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from warden.errors import InvalidRequest, NotFound
+from warden.observe.bounds import clean_text
 from warden.observe.record import Payload, Record
 from warden.store import bulk, findings, pages, rows, stats
 from warden.store.base import (
@@ -217,6 +218,9 @@ class SqlStore(Store):
                                  ) from exc
 
     def get(self, request_id: str) -> RequestDetail | None:
+        # Stored ids hold no NUL or lone surrogate (warden.observe.bounds), which PostgreSQL
+        # could not even compare: an id with one is looked up as it was stored.
+        request_id = clean_text(request_id)
         with self._read("read a request") as conn:
             row = conn.execute(sa.select(requests).where(requests.c.request_id == request_id)).first()
             if row is None:
@@ -273,6 +277,10 @@ class SqlStore(Store):
     ) -> int:
         if score is None and label is None and comment is None:
             raise InvalidRequest("feedback needs a score, a label or a comment", param="score")
+        # Text from a client: kept as both backends can hold it (see get).
+        request_id, source = clean_text(request_id), clean_text(source)
+        label = None if label is None else clean_text(label)
+        comment = None if comment is None else clean_text(comment)
         with self._write("add feedback") as conn:
             known = conn.execute(sa.select(requests.c.request_id)
                                  .where(requests.c.request_id == request_id)).first()
@@ -335,8 +343,9 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, rid = json.loads(raw)
-        if isinstance(at, (int, float)) and not isinstance(at, bool) and isinstance(rid, str):
-            return float(at), rid
+        if (isinstance(at, (int, float)) and not isinstance(at, bool) and isinstance(rid, str)
+                and math.isfinite(at)):
+            return float(at), clean_text(rid)
     except (binascii.Error, ValueError, TypeError):
         pass  # answered below, like any other malformed cursor
     raise InvalidRequest("the cursor is not valid: pass back the next_cursor of the previous page "
