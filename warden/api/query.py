@@ -153,6 +153,9 @@ class QueryApi:
             score = body.get("score")
             if score is not None and not isinstance(score, int | float):
                 raise InvalidRequest("'score' must be a number.", param="score")
+            for name in ("label", "comment", "source"):
+                if body.get(name) is not None and not isinstance(body[name], str):
+                    raise InvalidRequest(f"'{name}' must be a string.", param=name)
             rid = body["request_id"]
             if who.team_scope is not None:
                 rid = (await self._detail(who, rid)).record.request_id

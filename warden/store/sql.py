@@ -278,9 +278,9 @@ class SqlStore(Store):
         if score is None and label is None and comment is None:
             raise InvalidRequest("feedback needs a score, a label or a comment", param="score")
         # Text from a client: kept as both backends can hold it (see get).
-        request_id, source = clean_text(request_id), clean_text(source)
-        label = None if label is None else clean_text(label)
-        comment = None if comment is None else clean_text(comment)
+        request_id, source = clean_text(str(request_id)), clean_text(str(source))
+        label = None if label is None else clean_text(str(label))
+        comment = None if comment is None else clean_text(str(comment))
         with self._write("add feedback") as conn:
             known = conn.execute(sa.select(requests.c.request_id)
                                  .where(requests.c.request_id == request_id)).first()
