@@ -199,6 +199,8 @@ def test_metrics_count_what_the_store_holds(setup: Any, store_url: str) -> None:
     assert value('warden_upstream_retries_total{model="chat"}') == 1
     assert value('gen_ai_client_token_usage_count{deployment="up",gen_ai_token_type="output"') == 7
     assert value("warden_recorder_written_total") == 9
+    assert "warden_recorder_rejected_total 0.0" in text
+    assert "warden_recorder_repaired_total 0.0" in text
     assert "warden_breaker_state" in text and "warden_requests_in_flight" in text
 
 
