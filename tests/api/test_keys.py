@@ -94,7 +94,7 @@ def test_records_get_the_stored_keys_id_team_tags_and_payload_policy(gw: Gateway
     assert record["tags"] == {"cost_center": "cc-7"}
     assert detail["payload"] is None  # the key's policy, not the store's default (full)
     assert call(gw, "GET", f"/api/requests?key={made['id']}", ADMIN)[1]["data"][0][
-        "request_id"] == "req-private"
+        "client_request_id"] == "req-private"
 
 
 def test_stored_keys_have_their_roles_and_teams(gw: GatewayThread) -> None:

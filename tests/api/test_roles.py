@@ -140,7 +140,7 @@ def test_records_carry_the_key_id_team_and_tags(gw: GatewayThread) -> None:
 
 
 def _ids(answer: dict[str, Any]) -> set[str]:
-    return {r["request_id"] for r in answer["data"]}
+    return {r["client_request_id"] for r in answer["data"]}  # the ids the clients sent
 
 
 def test_a_team_key_lists_only_its_team_even_when_asking_for_another(gw: GatewayThread) -> None:

@@ -12,11 +12,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from tests.helpers import GatewayThread, stored_ids
 from tests.load import run_load
 from tests.observe.pgserver import PostgresServer
 from warden.config import parse_config
+from warden.store.sql import engine_url
 
 N = 6000
 OUTAGE_S = 3.0
@@ -79,7 +81,13 @@ def test_a_crashed_postgres_loses_no_record_and_fails_no_request(
 
     ids = stored_ids(postgres_server.url)
     assert len(ids) == len(set(ids)) == N  # none twice
-    assert set(ids) == {f"pg-outage-{i}" for i in range(N)}  # none lost
+    engine = sa.create_engine(engine_url(postgres_server.url))
+    try:
+        with engine.connect() as conn:
+            sent = conn.execute(sa.text("SELECT client_request_id FROM requests")).scalars().all()
+    finally:
+        engine.dispose()
+    assert set(sent) == {f"pg-outage-{i}" for i in range(N)}  # none lost
     assert sorted(stored_ids(postgres_server.url, "payloads")) == sorted(ids)
 
     # The outage shows: in the spool gauge while it lasted, in the counters and the logs after.

@@ -5,6 +5,7 @@ WARDEN_TEST_POSTGRES_URL is set, on PostgreSQL (a set but unreachable one fails 
 from __future__ import annotations
 
 import contextlib
+import math
 import sqlite3
 import threading
 import time
@@ -21,6 +22,7 @@ from warden.observe.recorder import Recorder
 from warden.observe.spool import Spool, encode
 from warden.store import (
     Page,
+    RecordsRefused,
     RequestDetail,
     RequestFilter,
     StatsQuery,
@@ -64,7 +66,8 @@ def make_recorder(tmp_path: Path) -> Iterator[MakeRecorder]:
 
 class FaultyStore(Store):
     """A real store whose writes fail while ``failing`` is set, wait while ``gate`` is clear, and
-    always fail for a batch holding a ``refused`` request id. ``order`` lists the ids written."""
+    always refuse a batch holding a ``refused`` request id (RecordsRefused), or an ``unnamed``
+    one (a StoreError that does not say it is a refusal). ``order`` lists the ids written."""
 
     def __init__(self, inner: Store) -> None:
         self.inner = inner
@@ -73,6 +76,7 @@ class FaultyStore(Store):
         self.gate.set()
         self.entered = threading.Event()
         self.refused: set[str] = set()
+        self.unnamed: set[str] = set()
         self.order: list[str] = []
 
     def write(self, records: list[Record], payloads: list[Payload]) -> None:
@@ -81,7 +85,9 @@ class FaultyStore(Store):
         if self.failing.is_set():
             raise StoreError("injected outage")
         if any(r.request_id in self.refused for r in records):
-            raise StoreError("injected refusal")
+            raise RecordsRefused("injected refusal")
+        if any(r.request_id in self.unnamed for r in records):
+            raise StoreError("injected refusal, unnamed")
         self.inner.write(records, payloads)
         self.order += [r.request_id for r in records]
 
@@ -251,6 +257,99 @@ def test_a_record_the_store_refuses_is_set_aside_and_the_rest_written(
     assert recorder.rejected == 1 and recorder.dropped == 0
     rejected = (tmp_path / "spool" / "spool.rejected.jsonl").read_text()
     assert '"request_id":"r00005"' in rejected and rejected.count("\n") == 1
+
+
+def test_refused_records_side_by_side_are_set_aside_and_every_other_one_written(
+    store: Store, make_recorder: MakeRecorder, tmp_path: Path
+) -> None:
+    faulty = FaultyStore(store)
+    faulty.refused = {"r00005", "r00006", "r00007", "r00150"}
+    recorder = make_recorder(faulty, batch_size=100)
+    recorder.start()
+    submit_all(recorder, batch(300))
+    wait_until(lambda: recorder.written + recorder.rejected == 300 and recorder.spooled == 0,
+               "every record is written or set aside")
+    assert sorted(stored_ids(store)) == [i for i in ids(300) if i not in faulty.refused]
+    assert faulty.order == [i for i in ids(300) if i not in faulty.refused]  # in order
+    assert (recorder.rejected, recorder.repaired, recorder.dropped) == (4, 0, 0)
+    rejected = (tmp_path / "spool" / "spool.rejected.jsonl").read_text().splitlines()
+    assert sorted(line.split('"request_id":"')[1][:6] for line in rejected) == sorted(faulty.refused)
+
+
+def test_an_unnamed_refusal_of_records_side_by_side_stops_nothing(
+    store: Store, make_recorder: MakeRecorder
+) -> None:
+    faulty = FaultyStore(store)
+    faulty.unnamed = {"r00005", "r00006"}
+    recorder = make_recorder(faulty, retry_interval_s=0.01)
+    recorder.start()
+    submit_all(recorder, batch(20))
+    wait_until(lambda: recorder.written == 18 and recorder.spooled == 0, "the rest is written")
+    assert sorted(stored_ids(store)) == [i for i in ids(20) if i not in faulty.unnamed]
+    assert recorder.rejected == 2
+
+
+def test_an_outage_sets_nothing_aside(store: Store, make_recorder: MakeRecorder) -> None:
+    faulty = FaultyStore(store)
+    faulty.failing.set()
+    faulty.refused = {"r00003"}
+    recorder = make_recorder(faulty, batch_size=10)
+    recorder.start()
+    submit_all(recorder, batch(50))
+    wait_until(lambda: recorder.spooled == 50, "every record is spooled")
+    time.sleep(0.2)  # retries against the outage
+    assert (recorder.rejected, recorder.written) == (0, 0)
+    faulty.failing.clear()
+    wait_until(lambda: recorder.written == 49 and recorder.spooled == 0, "the spool is replayed")
+    assert recorder.rejected == 1 and sorted(stored_ids(store)) == [i for i in ids(50) if i != "r00003"]
+
+
+def odd_records(start: int) -> list[tuple[Record, Payload | None]]:
+    """Records that no store holds as they are, as a builder without bounds made them."""
+    return [
+        (make_record(start, end_user="nul\x00user", model="m\x00", session_id="s\x00",
+                     metadata={"k\x00": "v\x00"}, tags={"t": "\x00"}),
+         Payload(f"r{start:05d}", "full", "prompt\x00", "\ud800")),
+        (make_record(start + 1, end_user="u" * 9000, input_tokens=10**30, output_tokens=2**31),
+         None),
+        (make_record(start + 2, cached_tokens=-5, latency_s=math.nan, started_at=math.inf,
+                     error_message="lone \udfff"), None),
+    ]
+
+
+def test_records_no_store_holds_are_written_cut_to_bounds_and_stop_nothing(
+    store: Store, make_recorder: MakeRecorder
+) -> None:
+    entries = [*batch(10), *odd_records(10), *odd_records(13), *batch(10, start=16)]
+    recorder = make_recorder(store, batch_size=8)
+    recorder.start()
+    submit_all(recorder, entries)
+    wait_until(lambda: recorder.written == 26 and recorder.spooled == 0, "every record is written")
+    assert sorted(stored_ids(store)) == ids(26)
+    assert (recorder.rejected, recorder.dropped) == (0, 0)
+    # On SQLite the NUL characters and the 9,000-character user fit as they are.
+    assert 4 <= recorder.repaired <= 6
+    got = store.get("r00011")
+    assert got is not None and got.record.input_tokens == 2**31 - 1
+    assert got.record.end_user in ("u" * 9000, "u" * 256)
+    odd = store.get("r00012")
+    assert odd is not None and "started_at" in odd.record.truncated
+    assert odd.record.error_message == "lone \ufffd" and odd.record.cached_tokens == 0
+
+
+def test_a_spool_of_records_no_store_holds_is_replayed_after_a_restart(
+    store: Store, make_recorder: MakeRecorder, tmp_path: Path
+) -> None:
+    spool = Spool(tmp_path / "spool" / "spool.jsonl")
+    spool.append([*batch(5), *odd_records(5), *odd_records(8), *batch(5, start=11)])
+    spool.peek(1)  # a replay had begun: the entries are in spool.replaying.jsonl
+    spool.close()
+    assert (tmp_path / "spool" / "spool.replaying.jsonl").exists()
+    recorder = make_recorder(store)
+    recorder.start()
+    wait_until(lambda: recorder.written == 16 and recorder.spooled == 0, "the spool is replayed")
+    assert sorted(stored_ids(store)) == ids(16) and recorder.rejected == 0
+    assert list((tmp_path / "spool").glob("spool*.jsonl")) == []
 
 
 def test_submit_never_raises_and_counts_what_it_cannot_keep(store: Store,

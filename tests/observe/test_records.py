@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -87,9 +88,11 @@ def test_each_request_leaves_one_record_with_its_fields(setup: Any, store_url: s
         c.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}],
                                   extra_headers={"x-request-id": "rec-404"})
 
-    records = {r["request_id"]: r for r in wait_for(gw, 5)}
+    # Keyed by the client's ids here; each record has an id of the gateway's own.
+    records = {r["client_request_id"]: r for r in wait_for(gw, 5)}
     assert set(records) == {"rec-plain", "rec-stream", "rec-noprice", "rec-failed", "rec-404"}
-    assert sorted(stored_ids(store_url)) == sorted(records)
+    assert sorted(stored_ids(store_url)) == sorted(r["request_id"] for r in records.values())
+    assert all(len(r["request_id"]) == 24 and r["truncated"] == [] for r in records.values())
 
     plain = records["rec-plain"]
     assert (plain["status"], plain["http_status"], plain["deployment"]) == ("ok", 200, "up")
@@ -120,10 +123,11 @@ def test_each_request_leaves_one_record_with_its_fields(setup: Any, store_url: s
     assert "streamed words here" in detail["payload"]["prompt"]
 
     by_session = all_records(gw, session="s-1")
-    assert {r["request_id"] for r in by_session} == {"rec-plain", "rec-stream"}
-    assert [r["request_id"] for r in all_records(gw, q="streamed")] == ["rec-stream"]
-    assert {r["request_id"] for r in all_records(gw, tag="team:search")} == {"rec-plain"}
-    assert {r["request_id"] for r in all_records(gw, status="error")} == {"rec-failed", "rec-404"}
+    assert {r["client_request_id"] for r in by_session} == {"rec-plain", "rec-stream"}
+    assert [r["client_request_id"] for r in all_records(gw, q="streamed")] == ["rec-stream"]
+    assert {r["client_request_id"] for r in all_records(gw, tag="team:search")} == {"rec-plain"}
+    assert {r["client_request_id"] for r in all_records(gw, status="error")} == {"rec-failed",
+                                                                                 "rec-404"}
 
 
 def test_stats_agree_with_the_raw_records(setup: Any) -> None:
@@ -150,9 +154,9 @@ def test_feedback_attaches_to_a_request(setup: Any) -> None:
     c = gw.client(api_key="x", max_retries=0)
     c.chat.completions.create(model="echo", messages=[{"role": "user", "content": "rate me"}],
                               extra_headers={"x-request-id": "rec-fb"})
-    wait_for(gw, 1)
+    [record] = wait_for(gw, 1)
     made = api(gw, "/api/feedback", {"request_id": "rec-fb", "score": 0.9, "label": "good"})
-    assert made["request_id"] == "rec-fb"
+    assert made["request_id"] == record["request_id"]  # the client's id names its one record
     fb = api(gw, "/api/requests/rec-fb")["feedback"]
     assert [(f["score"], f["label"]) for f in fb] == [(0.9, "good")]
 
@@ -195,4 +199,87 @@ def test_metrics_count_what_the_store_holds(setup: Any, store_url: str) -> None:
     assert value('warden_upstream_retries_total{model="chat"}') == 1
     assert value('gen_ai_client_token_usage_count{deployment="up",gen_ai_token_type="output"') == 7
     assert value("warden_recorder_written_total") == 9
+    assert "warden_recorder_rejected_total 0.0" in text
+    assert "warden_recorder_repaired_total 0.0" in text
     assert "warden_breaker_state" in text and "warden_requests_in_flight" in text
+
+
+def test_a_reused_request_id_leaves_a_record_per_request(setup: Any) -> None:
+    gw, _ = setup
+    c = gw.client(api_key="x", max_retries=0)
+    sent: list[tuple[str, str]] = []
+    for i in range(4):
+        raw = c.chat.completions.with_raw_response.create(
+            model="echo", messages=[{"role": "user", "content": f"attempt {i}"}],
+            extra_headers={"x-request-id": "benign-1"})
+        sent.append((raw.headers["x-request-id"], raw.headers["x-warden-record-id"]))
+    with pytest.raises(openai.NotFoundError) as refused:
+        c.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}],
+                                  extra_headers={"x-request-id": "benign-1"})
+    sent.append((refused.value.response.headers["x-request-id"],
+                 refused.value.response.headers["x-warden-record-id"]))
+    assert {client for client, _ in sent} == {"benign-1"}  # echoed as the client sent it
+    record_ids = [own for _, own in sent]
+    assert len(set(record_ids)) == 5
+    records = wait_for(gw, 5)
+    assert sorted(r["request_id"] for r in records) == sorted(record_ids)
+    labelled = all_records(gw, request_id="benign-1")
+    assert sorted(r["request_id"] for r in labelled) == sorted(record_ids)
+    assert {r["client_request_id"] for r in labelled} == {"benign-1"}
+    for own in record_ids:  # each record by its own id
+        assert api(gw, f"/api/requests/{own}")["record"]["request_id"] == own
+    with pytest.raises(urllib.error.HTTPError) as ambiguous:
+        api(gw, "/api/requests/benign-1")
+    assert ambiguous.value.code == 409
+    assert json.loads(ambiguous.value.read())["error"]["code"] == "request_id_ambiguous"
+
+
+def test_a_request_without_an_id_gets_one_of_the_gateways_own(setup: Any) -> None:
+    gw, _ = setup
+    c = gw.client(api_key="x", max_retries=0)
+    raw = c.chat.completions.with_raw_response.create(
+        model="echo", messages=[{"role": "user", "content": "hi"}])
+    own = raw.headers["x-warden-record-id"]
+    assert raw.headers["x-request-id"] == own
+    [record] = wait_for(gw, 1)
+    assert (record["request_id"], record["client_request_id"]) == (own, None)
+
+
+def test_records_with_values_no_store_holds_are_cut_to_bounds_and_stop_nothing(
+        setup: Any) -> None:
+    gw, up = setup
+    c = gw.client(api_key="x", max_retries=0)
+    odd = [
+        {"user": "a\x00b", "metadata": {"k\x00": "v\x00", "session_id": "s\x00"}},
+        {"user": "u" * 9000},
+        {"user": "many-tokens", "usage": {"prompt_tokens": 1e30, "completion_tokens": 2**40,
+                                           "total_tokens": 1e30}},
+        {"user": "negative", "usage": {"prompt_tokens": -5, "completion_tokens": -1,
+                                       "total_tokens": -6}},
+    ]
+    for i, extra in enumerate(odd):
+        up.behaviour.usage = extra.pop("usage", None)
+        c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "odd"}],
+                                  extra_headers={"x-request-id": f"odd-{i}"}, **extra)
+    up.behaviour.usage = None
+    with pytest.raises(openai.NotFoundError):
+        c.chat.completions.create(model="no\x00such", messages=[{"role": "user", "content": "x"}],
+                                  extra_headers={"x-request-id": "odd-model"})
+    for i in range(3):
+        c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "plain"}],
+                                  extra_headers={"x-request-id": f"plain-{i}"})
+    records = {r["client_request_id"]: r for r in wait_for(gw, 8)}
+    assert set(records) == {"odd-0", "odd-1", "odd-2", "odd-3", "odd-model", "plain-0",
+                            "plain-1", "plain-2"}
+    nul = records["odd-0"]
+    assert (nul["end_user"], nul["session_id"]) == ("a\ufffdb", "s\ufffd")
+    assert nul["metadata"]["k\ufffd"] == "v\ufffd"
+    assert nul["truncated"] == ["end_user", "metadata", "session_id"]
+    assert records["odd-1"]["end_user"] == "u" * 256 and records["odd-1"]["truncated"] == ["end_user"]
+    big = records["odd-2"]
+    assert (big["input_tokens"], big["output_tokens"]) == (2**31 - 1, 2**31 - 1)
+    assert (records["odd-3"]["input_tokens"], records["odd-3"]["output_tokens"]) == (0, 0)
+    assert records["odd-model"]["model"] == "no\ufffdsuch"
+    assert all(records[f"plain-{i}"]["truncated"] == [] for i in range(3))
+    stats = gw.app.state.keeper.recorder.stats()
+    assert (stats.spooled, stats.rejected, stats.dropped) == (0, 0, 0)

@@ -77,7 +77,8 @@ def test_a_request_becomes_a_server_span_with_stage_and_attempt_children(traced:
     assert attrs["gen_ai.usage.output_tokens"] > 0
     assert attrs["gen_ai.request.temperature"] == pytest.approx(0.2)
     assert attrs["gen_ai.request.max_tokens"] == 50
-    assert attrs["warden.request_id"] == "traced-1"
+    assert attrs["warden.client_request_id"] == "traced-1"
+    assert len(attrs["warden.request_id"]) == 24  # the record's own id
     assert attrs["http.response.status_code"] == 200
     assert root.resource["service.name"] == "gw-test"
     assert collector.headers[-1]["x-collector-token"] == "t0k"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from warden.observe.record import AttemptRecord, Finding, Payload, Record
+from warden.store.rows import REQUEST_COLUMNS, record_values
 
 BASE = 1_700_000_040.0  # a multiple of 60: the buckets of the stats tests start on it
 
@@ -48,7 +49,18 @@ def full_record() -> tuple[Record, Payload]:
         tags={"env": "prod", "feature": "search", "ünïcode": "✓"},
         metadata={"n": 1, "x": 1.5, "flag": True, "none": None, "list": [1, "a"],
                   "nested": {"k": "v"}},
+        client_request_id="client-7", truncated=["end_user"],
     )
     payload = Payload(request_id="req-full", policy="redacted",
                       prompt='[{"role": "user", "content": "mail [EMAIL]"}]', completion="Sure.")
     return record, payload
+
+
+M005_COLUMNS = ("client_request_id", "truncated")
+COLUMNS_BEFORE_M005 = tuple(c for c in REQUEST_COLUMNS if c not in M005_COLUMNS)
+
+
+def rows_before_m005(records: list[Record]) -> list[dict[str, Any]]:
+    """The ``requests`` rows of records as a store before m005 wrote them (no client id)."""
+    return [{name: value for name, value in zip(REQUEST_COLUMNS, record_values(r), strict=True)
+             if name not in M005_COLUMNS} for r in records]

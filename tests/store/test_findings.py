@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.store.factory import BASE, make_record
+from tests.store.factory import BASE, COLUMNS_BEFORE_M005, make_record, rows_before_m005
 from warden.errors import InvalidRequest
 from warden.observe.record import Finding, Record
 from warden.store import RequestFilter, SqlStore, open_store
 from warden.store.migrations import m001_initial, m002_query_indexes, m003_api_keys, migrate
-from warden.store.rows import REQUEST_COLUMNS, record_values
 from warden.store.sql import engine_url
 from warden.store.tables import request_findings
 
@@ -106,10 +105,9 @@ def test_records_stored_before_m004_get_their_findings(store_url: str) -> None:
     records = guarded()[:14]
     try:
         migrate(engine, "test", (m001_initial, m002_query_indexes, m003_api_keys))
-        plain = sa.table("requests", *(sa.column(name) for name in REQUEST_COLUMNS))
+        plain = sa.table("requests", *(sa.column(name) for name in COLUMNS_BEFORE_M005))
         with engine.begin() as conn:  # as the m003 store wrote them
-            conn.execute(sa.insert(plain), [dict(zip(REQUEST_COLUMNS, record_values(r), strict=True))
-                                            for r in records])
+            conn.execute(sa.insert(plain), rows_before_m005(records))
     finally:
         engine.dispose()
     store = open_store(store_url)

@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.store.factory import BASE, make_record
+from tests.store.factory import BASE, COLUMNS_BEFORE_M005, make_record, rows_before_m005
 from warden.observe.record import Record
 from warden.store import RequestFilter, SqlStore, StatsQuery, StoreError, open_store
 from warden.store.migrations import MIGRATIONS, applied_migrations, m001_initial, migrate
-from warden.store.rows import REQUEST_COLUMNS, record_values
 from warden.store.sql import engine_url
 from warden.store.tables import metadata, request_hours, request_tags, requests, schema_migrations
 
@@ -160,11 +159,10 @@ def test_records_stored_before_m002_get_tag_times_and_hour_versions(store_url: s
                for i in range(10)]
     try:
         migrate(engine, "test", (m001_initial,))
-        plain = sa.table("requests", *(sa.column(name) for name in REQUEST_COLUMNS))
+        plain = sa.table("requests", *(sa.column(name) for name in COLUMNS_BEFORE_M005))
         tags = sa.table("request_tags", sa.column("request_id"), sa.column("key"), sa.column("value"))
         with engine.begin() as conn:  # as the m001 store wrote them
-            conn.execute(sa.insert(plain), [dict(zip(REQUEST_COLUMNS, record_values(r), strict=True))
-                                            for r in records])
+            conn.execute(sa.insert(plain), rows_before_m005(records))
             conn.execute(sa.insert(tags), [{"request_id": r.request_id, "key": "env",
                                             "value": r.tags["env"]} for r in records])
     finally:

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from warden.api.responses import JSON, error_response, internal_error
-from warden.api.tracing import request_id, traceparent
+from warden.api.tracing import client_request_id, request_id, traceparent
 from warden.errors import InvalidRequest, NotFound, WardenError
 from warden.pipeline.context import RequestContext, StreamResult
 from warden.providers.base import ApiKind, Completion
@@ -171,14 +171,14 @@ class OpenAIApi:
 
     async def _handle(self, request: Request, kind: ApiKind) -> Response:
         headers = request.headers
-        rid = request_id(headers)
+        rid, client_rid = request_id(), client_request_id(headers)
         tp, parent = traceparent(headers)
-        out = {"x-request-id": rid, "traceparent": tp}
+        out = {"x-request-id": client_rid or rid, "x-warden-record-id": rid, "traceparent": tp}
         rt = self._holder.current
         rt.enter()
         handed_off = False
         ctx = RequestContext(request_id=rid, kind=kind, traceparent=tp, headers=headers,
-                             parent_span_id=parent)
+                             parent_span_id=parent, client_request_id=client_rid)
         try:
             ctx.raw = await self._read(request)
             await rt.pipeline(ctx)

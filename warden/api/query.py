@@ -29,7 +29,8 @@ from warden.store.base import MAX_PAGE, RequestDetail, RequestFilter, StatsQuery
 
 T = TypeVar("T")
 _FILTERS = {"model": "model", "deployment": "deployment", "key": "key_id", "team": "team",
-            "user": "end_user", "session": "session_id", "status": "status", "q": "text"}
+            "user": "end_user", "session": "session_id", "status": "status", "q": "text",
+            "request_id": "client_request_id"}
 
 
 def request_filter(params: Any, who: Principal | None = None) -> RequestFilter:
@@ -105,9 +106,21 @@ class QueryApi:
                      "feedback": [dataclasses.asdict(f) for f in detail.feedback]})
 
     async def _detail(self, who: Principal, rid: str) -> RequestDetail:
-        """A stored request that ``who`` may read; NotFound for another team's, as for one
-        that does not exist."""
+        """A stored request that ``who`` may read, by its record id or, when no record has that
+        id, by the ``x-request-id`` its client sent; NotFound for another team's, as for one
+        that does not exist; Conflict when the client sent that id with several requests."""
         detail = await self._run(lambda: self._store.get(rid))
+        if detail is None:
+            where = RequestFilter(client_request_id=rid, team=who.team_scope)
+            found = (await self._run(lambda: self._store.query(where, limit=2))).records
+            if len(found) > 1:
+                raise InvalidRequest(
+                    f"Several stored requests were sent with x-request-id '{rid}': "
+                    f"GET /api/requests?request_id={rid} lists them; read one by its own id "
+                    "(request_id, returned in the x-warden-record-id header).",
+                    param="request_id", code="request_id_ambiguous", status=409)
+            if found:
+                detail = await self._run(lambda: self._store.get(found[0].request_id))
         if detail is None or who.team_scope not in (None, detail.record.team):
             raise NotFound(f"No stored request has id '{rid}' (it may not be written yet, "
                            "or retention removed it).", code="request_not_found")
@@ -143,11 +156,21 @@ class QueryApi:
             for name in ("label", "comment", "source"):
                 if body.get(name) is not None and not isinstance(body[name], str):
                     raise InvalidRequest(f"'{name}' must be a string.", param=name)
+            rid = body["request_id"]
             if who.team_scope is not None:
-                await self._detail(who, body["request_id"])
-            fid = await self._run(lambda: self._store.add_feedback(
-                body["request_id"], score=score, label=body.get("label"),
-                comment=body.get("comment"), source=str(body.get("source") or "api")))
+                rid = (await self._detail(who, rid)).record.request_id
+
+            def add() -> int:
+                return self._store.add_feedback(rid, score=score, label=body.get("label"),
+                                                comment=body.get("comment"),
+                                                source=str(body.get("source") or "api"))
+
+            try:
+                fid = await self._run(add)
+            except NotFound:
+                # A client's x-request-id names its record too, when it sent it only once.
+                rid = (await self._detail(who, rid)).record.request_id
+                fid = await self._run(add)
         except WardenError as exc:
             return error_response(exc)
-        return JSON({"id": fid, "request_id": body["request_id"]}, status_code=201)
+        return JSON({"id": fid, "request_id": rid}, status_code=201)

@@ -10,7 +10,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from warden.api.tracing import request_id
+from warden.api.tracing import client_request_id, request_id
 from warden.errors import WardenError
 
 log = logging.getLogger("warden.api")
@@ -63,7 +63,7 @@ def internal_error(rid: str) -> WardenError:
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     """Any exception no handler caught: a 500 OpenAI error object under the request's id (the
     client's ``x-request-id`` when it sent a sane one), and the traceback logged with it."""
-    rid = request_id(request.headers)
+    rid = client_request_id(request.headers) or request_id()
     log.error("unhandled error in request %s (%s %s)", rid, request.method, request.url.path,
               exc_info=exc)
     return error_response(internal_error(rid), {"x-request-id": rid})

@@ -1,4 +1,8 @@
-"""Request ids and W3C trace context: accepted from the client, propagated, returned."""
+"""Request ids and W3C trace context: accepted from the client, propagated, returned.
+
+Every request gets an id of the gateway's own (``request_id``), its record's key, returned in
+``x-warden-record-id``. A client's ``x-request-id`` is kept as a label of the request: recorded
+in ``client_request_id``, sent upstream and returned as it came."""
 
 from __future__ import annotations
 
@@ -10,12 +14,16 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,200}$")
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
-def request_id(headers: Mapping[str, str]) -> str:
-    """The client's ``x-request-id`` when it is sane, else a new random id."""
-    given = headers.get("x-request-id")
-    if given and _REQUEST_ID.match(given):
-        return given
+def request_id() -> str:
+    """A new request id: the key of the request's record, unique whatever the client sends."""
     return os.urandom(12).hex()
+
+
+def client_request_id(headers: Mapping[str, str]) -> str | None:
+    """The client's ``x-request-id`` when it is sane (a label of the request, which clients
+    may reuse: never a record's key)."""
+    given = headers.get("x-request-id")
+    return given if given and _REQUEST_ID.match(given) else None
 
 
 def traceparent(headers: Mapping[str, str]) -> tuple[str, str | None]:

@@ -10,20 +10,22 @@ import orjson
 
 from warden.config import PayloadPolicy
 from warden.errors import ContentBlocked, WardenError
+from warden.observe.bounds import MAX_TAG_VALUE, MAX_TAGS, bound_record
 from warden.observe.record import AttemptRecord, Payload, Record, Status
 from warden.observe.redact import redact
 from warden.pipeline.context import RequestContext
 from warden.providers.base import Completion
 
 TAG_PREFIX = "x-warden-tag-"
-MAX_TAGS = 32
 
 
-def _tags(headers: Mapping[str, str]) -> dict[str, str]:
-    tags: dict[str, str] = {}
+def _tags(headers: Mapping[str, str], admin: Mapping[str, str]) -> dict[str, str]:
+    # The key's tags win over the client's headers, and come first (of MAX_TAGS kept): they
+    # are the admin's word.
+    tags: dict[str, str] = dict(admin)
     for key, value in headers.items():
         if key.lower().startswith(TAG_PREFIX) and len(tags) < MAX_TAGS:
-            tags[key[len(TAG_PREFIX):].lower()] = value[:200]
+            tags.setdefault(key[len(TAG_PREFIX):].lower(), value[:MAX_TAG_VALUE])
     return tags
 
 
@@ -34,7 +36,9 @@ def _metadata(body: dict[str, Any]) -> dict[str, Any]:
 
 def record_of(ctx: RequestContext, http_status: int, error: WardenError | None,
               status: Status | None = None) -> Record:
-    """The Record of a request that has ended with ``http_status``."""
+    """The Record of a request that has ended with ``http_status``, within the bounds that
+    every store takes (``warden.observe.bounds``): what a client or an upstream sent is cut and
+    cleaned here, once, the same way for every backend."""
     ended = time.time()
     latency = ctx.elapsed()
     usage = ctx.usage
@@ -53,8 +57,9 @@ def record_of(ctx: RequestContext, http_status: int, error: WardenError | None,
     meta = _metadata(ctx.body)
     headers = ctx.headers
     key = ctx.key
-    return Record(
+    return bound_record(Record(
         request_id=ctx.request_id,
+        client_request_id=ctx.client_request_id,
         trace_id=ctx.traceparent.split("-")[1] if ctx.traceparent.count("-") == 3 else "",
         started_at=ctx.started_at,
         ended_at=ended,
@@ -87,10 +92,9 @@ def record_of(ctx: RequestContext, http_status: int, error: WardenError | None,
                                 error_type=a.error_type, error=a.error)
                   for a in ctx.attempts],
         findings=list(ctx.findings),
-        # The key's tags win over the client's headers: they are the admin's word.
-        tags=_tags(headers) | dict(key.tags) if key is not None else _tags(headers),
+        tags=_tags(headers, key.tags if key is not None else {}),
         metadata=meta,
-    )
+    ))
 
 
 def _prompt_of(body: dict[str, Any]) -> str | None:

@@ -133,3 +133,7 @@ class _ScrapeTime:
                                   value=s.dropped)
         yield CounterMetricFamily("warden_recorder_store_errors", "Failed store writes.",
                                   value=s.store_errors)
+        yield CounterMetricFamily("warden_recorder_rejected", "Records the store refused, set "
+                                  "aside in the spool's rejected file.", value=s.rejected)
+        yield CounterMetricFamily("warden_recorder_repaired", "Records the store refused as they "
+                                  "were and took cut to bounds.", value=s.repaired)

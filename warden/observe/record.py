@@ -42,7 +42,12 @@ class Finding:
 
 @dataclass(slots=True)
 class Record:
-    """One request, as it ended."""
+    """One request, as it ended.
+
+    ``request_id`` is the record's own key, made by the gateway: unique to this request, even
+    when a client sends the same ``x-request-id`` twice. The client's id is kept apart, as a
+    label, in ``client_request_id``. ``truncated`` names the fields that were cut or cleaned to
+    fit the store (``warden.observe.bounds``)."""
 
     request_id: str
     trace_id: str
@@ -76,6 +81,8 @@ class Record:
     findings: list[Finding] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    client_request_id: str | None = None  # the client's x-request-id, when it sent a usable one
+    truncated: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

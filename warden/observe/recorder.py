@@ -20,13 +20,22 @@ Contract::
   the store works again the spool is replayed in order, in batches; the store's idempotent
   ``write`` makes a crash mid-replay harmless. A corrupt line (a crash mid-write) is skipped and
   counted in ``corrupt``.
-- A replayed batch that fails is retried in halves, down to a single record. A record that fails
-  alone, then again right after the record behind it was written, is refused by the database
-  rather than hit by an outage: it is moved to the spool's rejected file (``spool.rejected.jsonl``)
-  and counted in ``rejected``, so that one bad record cannot stall the recorder.
+- An outage and a refusal are told apart. A store that cannot be reached (StoreError, or any
+  error but those below) gets the batch spooled, as above; nothing is set aside. A store that
+  refuses the data (RecordsRefused, or a ValueError, TypeError, OverflowError, RecursionError on
+  the way) has the batch split in halves, and the halves written, down to the records it
+  refuses alone, so that every record behind a bad one is written at once. A record refused
+  alone is written once more cut to the bounds every store takes (``warden.observe.bounds``;
+  counted in ``repaired``); when the store refuses that too, it is moved to the spool's rejected
+  file (``spool.rejected.jsonl``) and counted in ``rejected``. A spool left by an earlier run is
+  replayed the same way, so that its bad records cannot stall the recorder across restarts.
+- A replayed batch that fails otherwise is retried in halves, down to a single record. When a
+  record fails alone, the records behind it are tried one by one (1, then up to 64 as the
+  failures repeat); when one of them is written, the store works, and each record before it
+  that fails once more is refused without the store saying so: it is set aside as above.
 - Observable state, for metrics: ``queue_depth``, ``spooled``, ``spool_bytes``, ``written``,
-  ``dropped``, ``store_errors``, ``batches``, ``corrupt``, ``rejected``, ``last_error``, and a
-  ``stats()`` snapshot.
+  ``dropped``, ``store_errors``, ``batches``, ``corrupt``, ``rejected``, ``repaired``,
+  ``last_error``, and a ``stats()`` snapshot.
 
 Plain threads, no asyncio, no global state. The recorder does not own the store: the caller
 closes it after ``close``. The writer is a daemon thread: if a store call hangs past ``close``'s
@@ -43,13 +52,20 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
+from warden.observe.bounds import bound_payload, bound_record
 from warden.observe.record import Payload, Record
 from warden.observe.spool import Entry, Spool
-from warden.store.base import Store
+from warden.store.base import RecordsRefused, Store
 
 log = logging.getLogger("warden.recorder")
 _DROP_LOG_EVERY_S = 10.0
+Outcome = Literal["written", "refused", "down"]
+# What a store raises for data it cannot take: a refusal by the database, or a value the code
+# on the way cannot handle. Anything else is an outage (the same batch may be written later).
+_REFUSALS = (RecordsRefused, ValueError, TypeError, OverflowError, RecursionError)
+_MAX_PROBE = 64
 
 
 @dataclass(slots=True, frozen=True)
@@ -65,6 +81,7 @@ class RecorderStats:
     batches: int
     corrupt: int
     rejected: int
+    repaired: int
     last_error: str | None
 
 
@@ -92,6 +109,7 @@ class Recorder:
         self._retry_at = 0.0  # monotonic time before which the store is not tried again
         self._store_down = False
         self._replay_n = batch_size  # shrinks while a replayed batch fails
+        self._probe_n = 1  # how many records behind one that fails alone are tried, at most
         self._drop_lock = threading.Lock()
         self._drop_logged_at = -_DROP_LOG_EVERY_S
         self.written = 0
@@ -99,6 +117,7 @@ class Recorder:
         self.store_errors = 0
         self.batches = 0
         self.rejected = 0
+        self.repaired = 0
         self.last_error: str | None = None
 
     # -- state --------------------------------------------------------------------------------
@@ -124,7 +143,7 @@ class Recorder:
             queue_depth=self.queue_depth, spooled=self.spooled, spool_bytes=self.spool_bytes,
             written=self.written, dropped=self.dropped, store_errors=self.store_errors,
             batches=self.batches, corrupt=self.corrupt, rejected=self.rejected,
-            last_error=self.last_error,
+            repaired=self.repaired, last_error=self.last_error,
         )
 
     # -- the caller's side --------------------------------------------------------------------
@@ -202,8 +221,9 @@ class Recorder:
     def _step(self) -> bool:
         """One round of work; False when there is nothing to do until the next wake-up."""
         batch = self._take(self._batch_size)
-        if batch and (self._spool.pending() or not self._store_up() or not self._write(batch)):
-            self._spill(batch)  # behind what is spooled already, to keep the order
+        if batch:
+            done = 0 if self._spool.pending() or not self._store_up() else self._deliver(batch)
+            self._spill(batch[done:])  # behind what is spooled already, to keep the order
         self._spool.sync()
         if self._spool.pending() and self._store_up():
             return self._replay()
@@ -221,26 +241,66 @@ class Recorder:
             pass  # the queue ran empty (another thread took the last entry): a short batch
         return batch
 
-    def _write(self, batch: list[Entry]) -> bool:
-        """Write a batch to the store; False (and the store rests) when it fails."""
+    def _write(self, batch: list[Entry]) -> Outcome:
+        """Write a batch to the store: "written"; "refused" when the database refuses its data;
+        "down" (and the store rests) when it fails otherwise."""
         try:
             self._store.write([r for r, _ in batch], [p for _, p in batch if p is not None])
-        except Exception as exc:  # noqa: BLE001 -- any database error: spool and retry later
+        except Exception as exc:  # noqa: BLE001 -- any database error: refused, or spool and retry
             self.store_errors += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, _REFUSALS):
+                return "refused"
             self._retry_at = time.monotonic() + self._retry_interval_s
             if not self._store_down:
                 self._store_down = True
                 log.warning("the store failed (%s); spooling records to %s and retrying every "
                             "%g s", self.last_error, self._spool.path, self._retry_interval_s)
-            return False
+            return "down"
         self.written += len(batch)
         self.batches += 1
         self._retry_at = 0.0
         if self._store_down:
             self._store_down = False
             log.info("the store works again; replaying %d spooled records", self._spool.records)
+        return "written"
+
+    def _deliver(self, entries: list[Entry]) -> int:
+        """Write ``entries``, setting aside those the store refuses; how many of them (from the
+        first) are done with, written or set aside. Fewer than all when the store went down."""
+        outcome = self._write(entries)
+        if outcome != "refused":
+            return len(entries) if outcome == "written" else 0
+        if len(entries) == 1:
+            return 1 if self._settle(entries[0]) else 0
+        # Halves, until the refused records stand alone: one in a batch of 500 costs 18 writes.
+        half = len(entries) // 2
+        done = self._deliver(entries[:half])
+        return done if done < half else half + self._deliver(entries[half:])
+
+    def _settle(self, entry: Entry) -> bool:
+        """A record the store refused alone: write it within the bounds every store takes, or
+        set it aside in the rejected file. False when the store went down meanwhile."""
+        record, payload = entry
+        bounded = (bound_record(record), None if payload is None else bound_payload(payload))
+        if bounded[0] is not record or bounded[1] is not payload:
+            outcome = self._write([bounded])
+            if outcome == "written":
+                self.repaired += 1
+                log.warning("the store refused record %s as it was; wrote it cut to bounds (%s)",
+                            record.request_id, ", ".join(bounded[0].truncated))
+                return True
+            if outcome == "down":
+                return False
+        self._reject(entry)
         return True
+
+    def _reject(self, entry: Entry) -> None:
+        self._spool.reject(entry)
+        self.rejected += 1
+        self._retry_at, self._store_down = 0.0, False
+        log.error("the store refuses record %s (%s); moved it to %s", entry[0].request_id,
+                  self.last_error, self._spool.rejected_path)
 
     def _replay(self) -> bool:
         """Write the oldest spooled entries to the store; False when the store failed."""
@@ -248,26 +308,33 @@ class Recorder:
         if not chunk.entries:  # only corrupt lines, or the end of the replaying file
             self._spool.consume(chunk)
             return True
-        if self._write(chunk.entries):
+        done = self._deliver(chunk.entries)
+        if done == len(chunk.entries):
             self._spool.consume(chunk)
             self._replay_n = min(self._batch_size, self._replay_n * 2)
             return True
+        if done:  # the store went down behind them: those are written (or set aside) already
+            self._spool.consume(self._spool.peek(done))
+            return False
         if len(chunk.entries) > 1:
             self._replay_n = max(1, len(chunk.entries) // 2)
             return False
-        # One record fails alone: refused by the database, or an outage? If the next record is
-        # written and this one fails again right after, the database refuses this one.
-        pair = self._spool.peek(2)
-        if len(pair.entries) < 2 or not self._write(pair.entries[1:]):
+        # One record fails alone, and not with a refusal: an outage, or a refusal the store does
+        # not name? When a record behind it is written, the store works: each record before that
+        # one is tried once more, then taken for refused.
+        ahead = self._spool.peek(self._probe_n + 1)
+        written = next((n for n, entry in enumerate(ahead.entries[1:], start=1)
+                        if self._write([entry]) == "written"), None)
+        if written is None:
+            self._probe_n = min(_MAX_PROBE, self._probe_n * 2)  # a longer run of them, next time
             return False
-        bad = pair.entries[0]
-        if not self._write([bad]):
-            self._spool.reject(bad)
-            self.rejected += 1
-            self._retry_at, self._store_down = 0.0, False
-            log.error("the store refuses record %s (%s); moved it to %s", bad[0].request_id,
-                      self.last_error, self._spool.rejected_path)
-        self._spool.consume(pair)
+        self._probe_n = 1
+        for done, entry in enumerate(ahead.entries[:written]):
+            if self._write([entry]) != "written" and not self._settle(entry):
+                if done:
+                    self._spool.consume(self._spool.peek(done))
+                return False
+        self._spool.consume(self._spool.peek(written + 1))
         return True
 
     # -- both sides ---------------------------------------------------------------------------

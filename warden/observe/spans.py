@@ -87,6 +87,7 @@ def _server_attributes(r: Record, notes: TraceNotes) -> dict[str, Any]:
         "warden.team": r.team,
         "warden.end_user": r.end_user,
         "warden.session_id": r.session_id,
+        "warden.client_request_id": r.client_request_id,  # the client's x-request-id
         "warden.cost_usd": r.cost_usd,
         "warden.ttft_s": r.ttft_s,
         "warden.output_tokens_per_s": r.output_tokens_per_s,

@@ -51,9 +51,10 @@ class StreamResult:
 class RequestContext:
     """One request: what came in, who sent it, where it went and what came back."""
 
-    request_id: str
+    request_id: str  # the gateway's own, unique: the key of the request's record
     kind: ApiKind
     traceparent: str
+    client_request_id: str | None = None  # the client's x-request-id: a label, maybe reused
     parent_span_id: str | None = None  # the client's span, when it sent a traceparent
     raw: bytes = b""
     headers: Mapping[str, str] = field(default_factory=dict)

@@ -142,7 +142,7 @@ class Dispatcher:
         call = ProviderCall(
             kind=ctx.kind, body=body, stream=ctx.stream, request_id=ctx.request_id,
             timeouts=dep.timeouts,
-            headers={"x-request-id": ctx.request_id,
+            headers={"x-request-id": ctx.client_request_id or ctx.request_id,
                      "traceparent": f"{tp[:36]}{span_id}{tp[52:]}"},
         )
         rec = Attempt(model=router.name, deployment=dep.id, provider=dep.config.provider,

@@ -42,13 +42,24 @@ class StoreError(WardenError):
     code = "store_unavailable"
 
 
+class RecordsRefused(StoreError):
+    """The database answered, and refused the data of a batch (a value out of a column's range,
+    text it cannot hold, a payload without its record): writing the same batch again fails
+    again, where a StoreError of an unreachable database is worth retrying. The recorder sets
+    refused records aside rather than waiting for the store to take them."""
+
+    code = "records_refused"
+
+
 @dataclass(slots=True, frozen=True)
 class RequestFilter:
     """Which records to read; unset fields do not filter. Every set field must match.
 
     ``since`` is inclusive and ``until`` exclusive, both on ``started_at`` (unix seconds).
     ``tags`` matches records carrying every given key=value tag. ``text`` is a case-insensitive
-    substring search over the prompt and completion payloads."""
+    substring search over the prompt and completion payloads. ``client_request_id`` matches the
+    records of requests sent with that ``x-request-id`` (several, when a client reused it), and
+    a record whose own id it is (records stored before client ids were kept apart)."""
 
     since: float | None = None
     until: float | None = None
@@ -59,6 +70,7 @@ class RequestFilter:
     end_user: str | None = None
     session_id: str | None = None
     status: Status | None = None
+    client_request_id: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     text: str | None = None
 
@@ -222,6 +234,8 @@ class Store(ABC):
     @abstractmethod
     def write(self, records: list[Record], payloads: list[Payload]) -> None:
         """Store a batch in one transaction: all of it, or (raising StoreError) none of it.
+        RecordsRefused (a StoreError) says that the database refuses the batch's data, where
+        another StoreError says that it cannot be reached.
 
         Idempotent on ``request_id``: a record already stored is left as it is (first write
         wins), and so is its payload, so that a replayed batch neither duplicates a record nor

@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from warden.observe.record import Payload, Record
-from warden.store.base import StoreError
+from warden.store.base import RecordsRefused
 from warden.store.rollup import HOUR
 from warden.store.rows import (
     FINDING_COLUMNS,
@@ -145,7 +145,7 @@ def _write_postgres(conn: sa.Connection, batch: dict[str, Record], payloads: lis
                       [f for r in new if r.findings for f in finding_values(r)])
                 # The payloads of the records inserted now; those of records stored already are
                 # left out (a payload may have been erased since).
-                _copy(cur, "payloads", PAYLOAD_COLUMNS, [payload_values(p, nul_free=True)
+                _copy(cur, "payloads", PAYLOAD_COLUMNS, [payload_values(p)
                                                          for p in payloads if p.request_id in inserted])
                 others = [p for p in payloads if p.request_id not in batch]
                 if others:
@@ -161,9 +161,9 @@ def _other_payloads(cur: Any, payloads: list[Payload]) -> None:
     known = stored_postgres(cur, [p.request_id for p in payloads])
     missing = sorted({p.request_id for p in payloads} - known)
     if missing:
-        raise StoreError(f"a payload came without its record, which is not stored either (request "
+        raise RecordsRefused(f"a payload came without its record, which is not stored either (request "
                          f"{', '.join(missing[:5])}): write each payload with its record")
-    cur.executemany(_PG_PAYLOADS, [payload_values(p, nul_free=True) for p in payloads])
+    cur.executemany(_PG_PAYLOADS, [payload_values(p) for p in payloads])
 
 
 def stored_postgres(cur: Any, ids: list[str]) -> set[str]:
@@ -189,7 +189,7 @@ def _insert_postgres(cur: Any, records: list[Record], info: dict[Any, Any]) -> s
     and ON CONFLICT DO NOTHING skips the records stored already."""
     if not records:
         return set()
-    values = [record_values(r, nul_free=True) for r in records]
+    values = [record_values(r) for r in records]
     cur.execute("SAVEPOINT warden_copy")
     try:
         _copy(cur, "requests", REQUEST_COLUMNS, values)

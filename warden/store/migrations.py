@@ -263,8 +263,24 @@ def m004_request_findings(conn: sa.Connection) -> None:
             "json_each(r.findings) j WHERE r.findings <> '[]'")
 
 
+def m005_client_request_ids(conn: sa.Connection) -> None:
+    """Records are keyed by an id of the gateway's own, unique per request; the client's
+    ``x-request-id``, which clients may reuse, is kept as a label in ``client_request_id``,
+    with an index for the filter on it (partial: many requests come without one). Records
+    stored before keep their id, which was the client's when it sent one, and no label.
+    ``truncated`` names the fields of a record that were cut or cleaned to fit the store (an
+    empty list for the records stored before). Adds two columns without rewriting a row
+    (PostgreSQL keeps a constant default in the catalog)."""
+    postgres = conn.dialect.name == "postgresql"
+    conn.exec_driver_sql("ALTER TABLE requests ADD COLUMN client_request_id VARCHAR")
+    json = "JSONB NOT NULL DEFAULT '[]'::jsonb" if postgres else "JSON NOT NULL DEFAULT '[]'"
+    conn.exec_driver_sql(f"ALTER TABLE requests ADD COLUMN truncated {json}")
+    conn.exec_driver_sql("CREATE INDEX ix_requests_client_request_id_started ON requests "
+                         "(client_request_id, started_at) WHERE client_request_id IS NOT NULL")
+
+
 MIGRATIONS: tuple[Migration, ...] = (m001_initial, m002_query_indexes, m003_api_keys,
-                                     m004_request_findings)
+                                     m004_request_findings, m005_client_request_ids)
 
 
 def error_text(exc: sa.exc.SQLAlchemyError) -> str:

@@ -10,10 +10,11 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from warden.observe.bounds import clean_text
 from warden.observe.record import AttemptRecord, Finding, Payload, Record
 from warden.store.base import Feedback
 
-_JSON_FIELDS = ("attempts", "findings", "tags", "metadata")
+_JSON_FIELDS = ("attempts", "findings", "tags", "metadata", "truncated")
 _SCALARS = tuple(f.name for f in dataclasses.fields(Record) if f.name not in _JSON_FIELDS)
 REQUEST_COLUMNS = _SCALARS + _JSON_FIELDS
 """The ``requests`` columns in the order of ``record_values``."""
@@ -34,26 +35,33 @@ def dumps(value: Any) -> str:
     except orjson.JSONEncodeError:
         # Integers past 64 bits, and what orjson refuses: the standard library's encoder takes
         # them (it raises in turn for a value that refers to itself: that record is refused).
-        return json.dumps(value, ensure_ascii=False, default=str)
+        return json.dumps(value, ensure_ascii=False, default=_plain)
 
 
-def _text(value: str | None, nul_free: bool) -> str | None:
-    # PostgreSQL text cannot hold NUL characters; one in a prompt must not lose the whole batch.
-    if nul_free and value is not None and "\x00" in value:
-        return value.replace("\x00", "\ufffd")
-    return value
+def _plain(value: Any) -> Any:
+    # What orjson writes natively and the standard library does not: attempts and findings.
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)
 
 
-def record_values(record: Record, nul_free: bool = False) -> tuple[Any, ...]:
+def _text(value: str | None) -> str | None:
+    # PostgreSQL text cannot hold NUL characters, and no driver sends a lone surrogate: one in
+    # a prompt must not lose the whole batch. Both backends keep the same text.
+    return None if value is None else clean_text(value)
+
+
+def record_values(record: Record) -> tuple[Any, ...]:
     """The ``requests`` row of a record, as a tuple in ``REQUEST_COLUMNS`` order, its JSON
-    columns as text. ``nul_free`` replaces NUL characters in the error message (PostgreSQL)."""
+    columns as text. The record is taken as it is (``warden.observe.bounds`` keeps what every
+    backend can hold), but for NUL characters and lone surrogates in its error message."""
     values = _scalars(record)
-    if nul_free and record.error_message is not None and "\x00" in record.error_message:
-        values = (*values[:_ERROR_MESSAGE], _text(record.error_message, True),
+    if record.error_message is not None:  # free text, from anywhere: as a payload's text
+        values = (*values[:_ERROR_MESSAGE], _text(record.error_message),
                   *values[_ERROR_MESSAGE + 1:])
     # orjson writes the attempt and finding dataclasses as objects of their fields, in order.
     return (*values, dumps(record.attempts), dumps(record.findings), dumps(record.tags),
-            dumps(record.metadata))
+            dumps(record.metadata), dumps(record.truncated))
 
 
 def tag_values(record: Record) -> list[tuple[str, str, str, float]]:
@@ -69,10 +77,10 @@ def finding_values(record: Record) -> list[tuple[str, int, float, str, str, str,
             for i, f in enumerate(record.findings)]
 
 
-def payload_values(payload: Payload, nul_free: bool = False) -> tuple[str, str, str | None, str | None]:
-    """The ``payloads`` row of a payload, in ``PAYLOAD_COLUMNS`` order."""
-    return (payload.request_id, payload.policy, _text(payload.prompt, nul_free),
-            _text(payload.completion, nul_free))
+def payload_values(payload: Payload) -> tuple[str, str, str | None, str | None]:
+    """The ``payloads`` row of a payload, in ``PAYLOAD_COLUMNS`` order; NUL characters and lone
+    surrogates in its text replaced (on every backend alike)."""
+    return (payload.request_id, payload.policy, _text(payload.prompt), _text(payload.completion))
 
 
 def to_record(row: sa.Row[Any]) -> Record:
@@ -86,6 +94,7 @@ def to_record(row: sa.Row[Any]) -> Record:
         findings=[Finding(**f) for f in m["findings"]],
         tags=dict(m["tags"]),
         metadata=dict(m["metadata"]),
+        truncated=list(m["truncated"]),
     )
 
 

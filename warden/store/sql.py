@@ -28,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from warden.errors import InvalidRequest, NotFound
+from warden.observe.bounds import clean_text
 from warden.observe.record import Payload, Record
 from warden.store import bulk, findings, pages, rows, stats
 from warden.store.base import (
@@ -35,6 +36,7 @@ from warden.store.base import (
     FindingCount,
     GroupBy,
     Page,
+    RecordsRefused,
     RequestDetail,
     RequestFilter,
     StatsQuery,
@@ -202,10 +204,23 @@ class SqlStore(Store):
         batch = {r.request_id: r for r in reversed(records)}  # the first of duplicates wins
         if not batch and not payloads:
             return
-        with self._write(f"write a batch of {len(batch)} records") as conn:
-            bulk.write(conn, batch, payloads)
+        action = f"write a batch of {len(batch)} records"
+        try:
+            with self._write(action) as conn:
+                bulk.write(conn, batch, payloads)
+        except StoreError as exc:
+            if isinstance(exc, RecordsRefused) or not refused(exc.__cause__):
+                raise
+            raise RecordsRefused(f"{exc.message}; the database refuses the data") from exc.__cause__
+        except (ValueError, TypeError, OverflowError) as exc:
+            # The driver cannot send a value (text that is not UTF-8, an integer past 64 bits).
+            raise RecordsRefused(f"cannot {action} at {self.where}: {type(exc).__name__}: {exc}"
+                                 ) from exc
 
     def get(self, request_id: str) -> RequestDetail | None:
+        # Stored ids hold no NUL or lone surrogate (warden.observe.bounds), which PostgreSQL
+        # could not even compare: an id with one is looked up as it was stored.
+        request_id = clean_text(request_id)
         with self._read("read a request") as conn:
             row = conn.execute(sa.select(requests).where(requests.c.request_id == request_id)).first()
             if row is None:
@@ -262,6 +277,10 @@ class SqlStore(Store):
     ) -> int:
         if score is None and label is None and comment is None:
             raise InvalidRequest("feedback needs a score, a label or a comment", param="score")
+        # Text from a client: kept as both backends can hold it (see get).
+        request_id, source = clean_text(str(request_id)), clean_text(str(source))
+        label = None if label is None else clean_text(str(label))
+        comment = None if comment is None else clean_text(str(comment))
         with self._write("add feedback") as conn:
             known = conn.execute(sa.select(requests.c.request_id)
                                  .where(requests.c.request_id == request_id)).first()
@@ -292,6 +311,27 @@ class SqlStore(Store):
         self._writer.dispose()
 
 
+# SQLSTATE classes of an answer about the data itself: a data exception (a value out of its
+# column's range, a character the column cannot hold), an integrity constraint, a program limit
+# (an index entry too large). Other classes (connection, resources, locks, a missing table) say
+# nothing against the data: the same batch may be written later.
+_REFUSED_CLASSES = ("22", "23", "54")
+
+
+def refused(exc: BaseException | None) -> bool:
+    """Whether a database error refuses the data written, rather than failing the database."""
+    if not isinstance(exc, sa.exc.DBAPIError) or exc.connection_invalidated:
+        return False
+    state = getattr(exc.orig, "sqlstate", None)
+    if isinstance(state, str):  # psycopg
+        return state[:2] in _REFUSED_CLASSES
+    # sqlite3 has no SQLSTATE: its DataError (text too big), IntegrityError (a foreign key), and
+    # its ProgrammingError and InterfaceError of a value it cannot bind.
+    return isinstance(exc, (sa.exc.DataError, sa.exc.IntegrityError)) or (
+        isinstance(exc.orig, sqlite3.Error) and exc.statement is not None
+        and isinstance(exc, (sa.exc.ProgrammingError, sa.exc.InterfaceError)))
+
+
 def encode_cursor(started_at: float, request_id: str) -> str:
     """The opaque cursor after the record (started_at, request_id): base64url of a JSON pair."""
     raw = json.dumps([started_at, request_id], separators=(",", ":")).encode()
@@ -303,8 +343,9 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, rid = json.loads(raw)
-        if isinstance(at, (int, float)) and not isinstance(at, bool) and isinstance(rid, str):
-            return float(at), rid
+        if (isinstance(at, (int, float)) and not isinstance(at, bool) and isinstance(rid, str)
+                and math.isfinite(at)):
+            return float(at), clean_text(rid)
     except (binascii.Error, ValueError, TypeError):
         pass  # answered below, like any other malformed cursor
     raise InvalidRequest("the cursor is not valid: pass back the next_cursor of the previous page "

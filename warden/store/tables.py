@@ -51,6 +51,8 @@ requests = sa.Table(
     sa.Column("findings", Json, nullable=False),
     sa.Column("tags", Json, nullable=False),
     sa.Column("metadata", Json, nullable=False),
+    sa.Column("client_request_id", sa.String),  # m005
+    sa.Column("truncated", Json, nullable=False),  # m005
 )
 
 # The foreign key is SQLite's only: PostgreSQL's went in m002 (a trigger deletes a record's

@@ -37,6 +37,7 @@ class Behaviour:
     garbage_at: int = 0  # the stream chunk the mode breaks (0: the first; usage modes: the last)
     after_done: bytes = b""  # sent after a stream's [DONE]
     linger_s: float = 0.0  # silence after a stream's [DONE] before it ends
+    usage: dict[str, Any] | None = None  # reported instead of the counted usage of chat answers
 
 
 @dataclass
@@ -124,8 +125,9 @@ class FakeOpenAIUpstream:
         content = last.get("content")
         text = content if isinstance(content, str) else ""
         words, finish = self._answer(body, text)
-        usage = {"prompt_tokens": max(1, len(text.split())), "completion_tokens": len(words),
-                 "total_tokens": max(1, len(text.split())) + len(words)}
+        usage = self.behaviour.usage or {
+            "prompt_tokens": max(1, len(text.split())), "completion_tokens": len(words),
+            "total_tokens": max(1, len(text.split())) + len(words)}
         rid, created, model = f"chatcmpl-up{self.seen.requests}", int(time.time()), self.name
         message: dict[str, Any] = {"role": "assistant", "content": "".join(words)}
         if body.get("tools") and body.get("tool_choice") not in (None, "none", "auto"):

@@ -208,6 +208,8 @@ async function load() {
     fact('Output speed', fmt.tokensRate(r.output_tokens_per_s)),
     fact('API', `${r.api}${r.stream ? ', streamed' : ''}`),
     fact('Trace id', h('code', {}, r.trace_id || '–')), fact('Region', r.region ?? '–'),
+    fact('Client request id', h('code', {}, r.client_request_id ?? '–')),
+    r.truncated?.length ? fact('Cut to fit the store', r.truncated.join(', '), 'trace-truncated') : null,
     Object.keys(r.tags).length ? fact('Tags', Object.entries(r.tags).map(([k, v]) => `${k}=${v}`).join(', ')) : null));
   const trace = h('div', {testid: 'trace'}, facts, attempts(r), findingsSection(r),
     inputSection(r, payload), outputSection(r, payload), feedbackSection(feedback), await sessionSection(r));
