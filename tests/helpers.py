@@ -88,14 +88,17 @@ class GatewayThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
 
-def stored_ids(store_url: str, table: str = "requests") -> list[str]:
+def stored_ids(store_url: str, table: str = "requests", column: str = "request_id") -> list[str]:
     """The request ids in a table of the store at ``store_url``, read straight from the database
-    (a repeated id would appear twice)."""
+    (a repeated id would appear twice): the records' own ids, or with ``column`` set to
+    ``client_request_id`` the clients' ``x-request-id`` labels."""
     if table not in ("requests", "payloads", "request_tags", "feedback"):
         raise ValueError(f"not a table of the store: {table}")
+    if column not in ("request_id", "client_request_id"):
+        raise ValueError(f"not an id column: {column}")
     engine = sa.create_engine(engine_url(store_url))
     try:
         with engine.connect() as conn:
-            return list(conn.execute(sa.text(f"SELECT request_id FROM {table}")).scalars())
+            return list(conn.execute(sa.text(f"SELECT {column} FROM {table}")).scalars())
     finally:
         engine.dispose()

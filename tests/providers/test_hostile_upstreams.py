@@ -100,7 +100,7 @@ def check_records(s: Setup, expected: dict[str, tuple[str, int, str | None]]) ->
     wrong = {rid: (r["status"], r["http_status"], r["error_type"]) for rid, r in got.items()
              if (r["status"], r["http_status"], r["error_type"]) != expected[rid]}
     assert not wrong, wrong
-    ids = stored_ids(s.store_url)
+    ids = stored_ids(s.store_url, column="client_request_id")
     assert all(ids.count(rid) == 1 for rid in expected)
 
 

@@ -114,7 +114,8 @@ async def _sse(ctx: RequestContext, result: StreamResult) -> AsyncIterator[bytes
     except Exception:
         # A fault of the gateway's own (answers are checked where they arrive): the client
         # still gets an error event instead of a cut connection, and the record says error.
-        log.exception("stream %s failed inside the gateway", ctx.request_id)
+        log.exception("stream %s (x-request-id %s) failed inside the gateway", ctx.request_id,
+                      ctx.client_request_id)
         ctx.error = WardenError(f"The stream failed inside the gateway (request id "
                                 f"{ctx.request_id}); the gateway's log has the details.",
                                 code="internal_error")
@@ -207,8 +208,8 @@ class OpenAIApi:
         except Exception:
             # A defect of the gateway, not the client's mistake: answered and recorded all the
             # same, under the request's id, which the log line carries too.
-            log.exception("unhandled error in request %s (%s %s)", rid, request.method,
-                          request.url.path)
+            log.exception("unhandled error in request %s (x-request-id %s; %s %s)", rid,
+                          client_rid, request.method, request.url.path)
             error = internal_error(rid)
             self._finish(ctx, 500, error)
             return error_response(error, out)
