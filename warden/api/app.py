@@ -190,9 +190,11 @@ def create_app(
 
 async def _reload_logged(holder: RuntimeHolder, path: Path | None) -> None:
     try:
-        await reload_from_file(holder, path)
+        await reload_from_file(holder, path)  # never forced: see reload_from_file
     except WardenError as exc:
         log.error("SIGHUP reload failed: %s", exc.message)
+    except Exception:  # a bug, not a bad file: the running config stays, and the log says so
+        log.exception("SIGHUP reload failed; the running config stays")
 
 
 def open_keyring(store: Store) -> Keyring | None:
