@@ -8,11 +8,13 @@ Every key is documented by its ``Field(description=...)``; ``warden config schem
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -180,6 +182,37 @@ class Server(_Model):
     data_dir: Public[str] = Field(
         "data", description="Folder for the embedded database and the recorder's spool file."
     )
+    public_origins: Public[list[str]] = Field(
+        default_factory=list, description="Origins the dashboard is reached at through a proxy "
+        "that changes the host (https://warden.example.com); a change made with a session "
+        "cookie must come from one of them, or from the Host the request was sent to."
+    )
+    trusted_proxies: Public[list[str]] = Field(
+        default_factory=list, description="Addresses or networks (10.0.0.0/8) of proxies whose "
+        "X-Forwarded-Host is believed; from anyone else that header is ignored."
+    )
+
+    @field_validator("public_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in (
+                    "", "/"):
+                raise ValueError(f"public_origins: '{origin}' is not an origin; write "
+                                 "scheme://host[:port], e.g. https://warden.example.com")
+        return origins
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: '{proxy}' is not an IP address or network "
+                                 "(10.0.0.5, 10.0.0.0/8)") from None
+        return proxies
 
 
 class StoreSettings(_Model):
