@@ -162,6 +162,25 @@ class ClientKey(_Model):
     )
 
 
+class MetricsSettings(_Model):
+    """Who may read the Prometheus metrics, and where they are served."""
+
+    access: Public[Literal["key", "public"]] = Field(
+        "key", description="key: GET /metrics needs a key whose role may read (admin, "
+        "operator, viewer), as the rest of /api; public: anyone who reaches the port."
+    )
+    port: Public[int | None] = Field(
+        None, ge=1, le=65535, description="Serve /metrics on this port of metrics.host instead, "
+        "without a key (for a Prometheus beside the gateway); the main port then has no /metrics."
+    )
+    host: Public[str] = Field("127.0.0.1", description="Bind address of metrics.port.")
+    subjects: Public[bool] = Field(
+        False, description="Include the series labelled with key and team names (budget spend "
+        "and limits) when no key is asked for (access public, or metrics.port); an admin's key, "
+        "or a key without a team, always gets them."
+    )
+
+
 class Server(_Model):
     """Where and how the gateway listens."""
 
@@ -181,6 +200,16 @@ class Server(_Model):
     )
     data_dir: Public[str] = Field(
         "data", description="Folder for the embedded database and the recorder's spool file."
+    )
+    header_timeout_s: Public[float] = Field(
+        10.0, gt=0, le=300, description="Time a client has to send a request's line and headers "
+        "(from the connection's opening, or the request's first byte); slower ones get a 408."
+    )
+    max_connections: Public[int] = Field(
+        10000, ge=1, description="Open client connections; one more is answered 503 and closed."
+    )
+    metrics: MetricsSettings = Field(
+        default_factory=MetricsSettings, description="Who may read /metrics, and where."
     )
     public_origins: Public[list[str]] = Field(
         default_factory=list, description="Origins the dashboard is reached at through a proxy "

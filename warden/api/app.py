@@ -180,6 +180,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.holder = holder
+    # With server.metrics.port, /metrics lives on an app of its own, served on that port.
+    app.state.metrics_app = Starlette(routes=[Route(
+        "/metrics", metrics_endpoint(holder, metrics.registry, own_port=True), methods=["GET"])])
     app.state.keeper = keeper
     app.state.limiter = limiter
     app.state.keyring = keyring
