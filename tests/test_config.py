@@ -138,7 +138,8 @@ def test_an_unknown_key_deep_in_a_list_is_refused_with_its_full_path() -> None:
 def test_an_unknown_key_with_no_close_match_lists_the_valid_keys() -> None:
     message = refused({"server": {"colour": "red"}})
     assert "server.colour: unknown key; valid keys here: allow_public_without_keys, " \
-           "data_dir, drain_timeout_s, host, max_body_bytes, port" in message
+           "data_dir, drain_timeout_s, header_timeout_s, host, max_body_bytes, " \
+           "max_connections, metrics, port, public_origins" in message
 
 
 # --- wrong types and values ------------------------------------------------------------------
@@ -294,3 +295,14 @@ def test_the_zero_config_default_serves_local_models_on_loopback() -> None:
         assert names == ["echo"] and "local extra" in defaults.notes[0]
     assert config.server.host == "127.0.0.1" and not config.keys
     build_runtime(config, ProviderRegistry(make_plugin_manager()), env={})
+
+
+def test_public_origins_and_trusted_proxies_are_checked() -> None:
+    assert "is not an origin" in refused({"server": {"public_origins": ["warden.example.com"]}})
+    assert "is not an origin" in refused(
+        {"server": {"public_origins": ["https://warden.example.com/ui"]}})
+    assert "is not an IP address or network" in refused(
+        {"server": {"trusted_proxies": ["proxy.internal"]}})
+    config = parse_config({"server": {"public_origins": ["https://warden.example.com"],
+                                      "trusted_proxies": ["10.0.0.0/8", "::1"]}}, env={})
+    assert config.server.trusted_proxies == ["10.0.0.0/8", "::1"]

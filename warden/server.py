@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib.util
 import ipaddress
 import json
 import logging
 import signal
+from collections.abc import Generator
 from pathlib import Path
 from types import FrameType
+from typing import Literal
 
 import uvicorn
 from starlette.types import ASGIApp as ASGIApplication
@@ -16,6 +20,7 @@ from starlette.types import ASGIApp as ASGIApplication
 from warden.api.app import create_app
 from warden.config import Config
 from warden.errors import ConfigError
+from warden.listener import protocol_class
 
 log = logging.getLogger("warden")
 
@@ -48,14 +53,17 @@ def check_bind(config: Config, host: str, allow_public: bool, stored_keys: bool 
 
 
 def uvicorn_config(app: ASGIApplication, host: str, port: int, drain_s: float,
-                   log_level: str = "info") -> uvicorn.Config:
+                   log_level: str = "info", *, header_timeout_s: float = 10.0,
+                   max_connections: int | None = None,
+                   lifespan: Literal["on", "off"] = "on") -> uvicorn.Config:
+    """uvicorn's settings for the gateway, its HTTP protocol bounded (``warden.listener``)."""
     fast = importlib.util.find_spec("uvloop") is not None
     fast_http = importlib.util.find_spec("httptools") is not None
     return uvicorn.Config(
         app, host=host, port=port,
         loop="uvloop" if fast else "asyncio",
-        http="httptools" if fast_http else "h11",
-        lifespan="on", access_log=False, server_header=False, log_level=log_level,
+        http=protocol_class(fast_http, header_timeout_s, max_connections),
+        lifespan=lifespan, access_log=False, server_header=False, log_level=log_level,
         timeout_graceful_shutdown=int(max(1, drain_s)), timeout_keep_alive=30,
         backlog=4096,
     )
@@ -69,13 +77,23 @@ def serve(config: Config, *, config_path: Path | None, host: str | None, port: i
     app = create_app(config, config_path=config_path, handle_sighup=True, freeze_startup=True)
     keyring = app.state.keyring
     access = check_bind(config, host, allow_public, keyring is not None and keyring.has_keys)
-    server = uvicorn.Server(uvicorn_config(app, host, port, config.server.drain_timeout_s,
-                                           log_level))
+    settings = config.server
+    server = uvicorn.Server(uvicorn_config(
+        app, host, port, settings.drain_timeout_s, log_level,
+        header_timeout_s=settings.header_timeout_s, max_connections=settings.max_connections))
+    side: uvicorn.Server | None = None
+    if settings.metrics.port is not None:
+        side = _SideServer(uvicorn_config(
+            app.state.metrics_app, settings.metrics.host, settings.metrics.port, 1, log_level,
+            header_timeout_s=settings.header_timeout_s, max_connections=64, lifespan="off"))
     shown = f"[{host}]" if ":" in host else host
     print(f"warden: listening on http://{shown}:{port}  (OpenAI API at http://{shown}:{port}/v1)",
           flush=True)
     print(f"warden: models: {', '.join(m.name for m in config.models) or 'none'}", flush=True)
     print(f"warden: {access}", flush=True)
+    if side is not None:
+        print(f"warden: metrics at http://{settings.metrics.host}:{settings.metrics.port}/metrics",
+              flush=True)
     chat = next((m.name for m in config.models
                  if all(d.provider != "local-embedding" for d in m.deployments)), None)
     if chat is not None:
@@ -86,8 +104,29 @@ def serve(config: Config, *, config_path: Path | None, host: str | None, port: i
         signal.signal(sig, _stopped)
     # A SIGHUP before the app has installed its reload handler must not kill the process.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    server.run()
+    if side is None:
+        server.run()
+    else:
+        with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+            runner.run(_serve_both(server, side))
     print("warden: stopped", flush=True)
+
+
+class _SideServer(uvicorn.Server):
+    """A second listener in the gateway's process: the main server owns the stop signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def _serve_both(main: uvicorn.Server, side: uvicorn.Server) -> None:
+    task = asyncio.create_task(side.serve())
+    try:
+        await main.serve()
+    finally:
+        side.should_exit = True
+        await task
 
 
 def usage_hint(url: str, model: str) -> str:

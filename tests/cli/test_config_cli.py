@@ -249,3 +249,31 @@ def test_sighup_reloads_the_config_and_a_broken_file_leaves_the_old_one_serving(
             resp = client.chat.completions.create(
                 model="second", messages=[{"role": "user", "content": "still there?"}])
         assert resp.choices[0].message.content == "from the second model"
+
+
+BOMB = 'a0: &a0 ["lol"]\n' + "".join(
+    f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10))
+
+
+def test_config_check_refuses_hostile_files_with_a_message_not_a_traceback(
+        tmp_path: Path) -> None:
+    cases = {"bomb.yaml": (BOMB, "expand to more than"),
+             "recursive.yaml": ("models: &a [*a]\n", "refers to its own anchor"),
+             "deep.yaml": ("a: " + "[" * 3000 + "]" * 3000 + "\n", "nested more than")}
+    for name, (text, message) in cases.items():
+        start = time.monotonic()
+        result = warden("config", "check", str(write(tmp_path, text, name)))
+        assert time.monotonic() - start < 10, name
+        assert result.returncode == 1, name
+        assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_sighup_never_applies_a_file_that_removes_every_model(tmp_path: Path) -> None:
+    path = write(tmp_path, TWO_MODELS)
+    with serving(path, tmp_path) as gw:
+        path.write_text("")  # a truncated write
+        gw.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "SIGHUP reload failed" in gw.stderr, "the refused reload to be logged")
+        assert "every model" in gw.stderr and "force=true" in gw.stderr
+        assert gw.model_names() == ["echo", "second"]
+        assert gw.get_json("/readyz")["status"] == "ready"

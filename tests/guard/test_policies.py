@@ -250,7 +250,8 @@ def test_flagged_findings_are_recorded_and_change_nothing(
     assert record["status"] == "ok"
     assert sorted((f["where"], f["action"]) for f in record["findings"]) == [
         ("input", "flag"), ("output", "flag")]
-    with urllib.request.urlopen(gw.url + "/metrics") as resp:
+    with urllib.request.urlopen(urllib.request.Request(
+            gw.url + "/metrics", headers={"Authorization": f"Bearer {ADMIN}"})) as resp:
         metrics = resp.read().decode()
     assert 'warden_guard_actions_total{action="flag",model="flag",scanner="secrets"' in metrics
 

@@ -24,12 +24,13 @@ ALICE, BOB, CAROL = "sk-alice-000001", "sk-bob-0000001", "sk-carol-000001"
 KEYS = [{"key": ALICE, "name": "alice", "team": "search"},
         {"key": BOB, "name": "bob", "team": "search"},
         {"key": CAROL, "name": "carol"}]
+ADMIN = "limits-admin-key"  # /metrics needs a key that may read
 DOLLAR_A_TOKEN = {"input_per_mtok": 1_000_000, "output_per_mtok": 1_000_000}
 
 
 def config(limits: dict[str, Any] | None = None, budgets: list[dict[str, Any]] | None = None,
            deployment: dict[str, Any] | None = None, **more: Any) -> dict[str, Any]:
-    return {"keys": KEYS, "limits": limits or {}, "budgets": budgets or [],
+    return {"admin_key": ADMIN, "keys": KEYS, "limits": limits or {}, "budgets": budgets or [],
             "models": [{"name": "m", "routing": {"retries": 0},
                         "deployments": [deployment or {"id": "f", "provider": "fake"}]}],
             **more}
@@ -58,7 +59,8 @@ def post(gw: GatewayThread, key: str, content: str = "hi",
 
 
 def metric(gw: GatewayThread, line_start: str) -> float | None:
-    with urllib.request.urlopen(gw.url + "/metrics") as resp:
+    req = urllib.request.Request(gw.url + "/metrics", headers={"Authorization": f"Bearer {ADMIN}"})
+    with urllib.request.urlopen(req) as resp:
         for line in resp.read().decode().splitlines():
             if line.startswith(line_start):
                 return float(line.rsplit(" ", 1)[1])

@@ -184,7 +184,8 @@ def test_metrics_count_what_the_store_holds(setup: Any, store_url: str) -> None:
     deadline = time.monotonic() + 5  # the count follows the commit the rows came with
     while recorder.stats().written < 9 and time.monotonic() < deadline:
         time.sleep(0.01)
-    with urllib.request.urlopen(gw.url + "/metrics") as resp:
+    with urllib.request.urlopen(urllib.request.Request(
+            gw.url + "/metrics", headers={"Authorization": f"Bearer {ADMIN}"})) as resp:
         text = resp.read().decode()
 
     def value(prefix: str) -> float:

@@ -33,7 +33,8 @@ def test_the_gateway_exports_and_serves_its_samples() -> None:
     config = {"admin_key": admin, "models": [{"name": "m", "deployments": [
         {"id": "f", "provider": "fake"}]}]}
     with GatewayThread(config) as gw:
-        with urllib.request.urlopen(gw.url + "/metrics") as resp:
+        with urllib.request.urlopen(urllib.request.Request(
+                gw.url + "/metrics", headers={"Authorization": f"Bearer {admin}"})) as resp:
             text = resp.read().decode()
         line = next(ln for ln in text.splitlines()
                     if ln.startswith("warden_process_resident_memory_bytes "))

@@ -174,8 +174,7 @@ def test_a_change_with_the_cookie_needs_the_same_origin(gw: GatewayThread) -> No
         assert answer.json()["error"]["code"] == "cross_site_request"
         assert "Origin" in answer.json()["error"]["message"]
     made = []
-    for headers in ({"origin": gw.url}, {"referer": f"{gw.url}/ui/keys"},
-                    {"origin": "https://dash.example.com", "x-forwarded-host": "dash.example.com"}):
+    for headers in ({"origin": gw.url}, {"referer": f"{gw.url}/ui/keys"}):
         answer = call(gw.url, "POST", "/api/keys", cookie=cookie, body=body, headers=headers)
         assert answer.status == 201, (headers, answer.text)
         made.append(answer.json()["id"])
@@ -186,6 +185,49 @@ def test_a_change_with_the_cookie_needs_the_same_origin(gw: GatewayThread) -> No
     for key_id in made:
         assert call(gw.url, "DELETE", f"/api/keys/{key_id}", cookie=cookie,
                     headers={"origin": gw.url}).status == 200
+
+
+def test_a_forwarded_host_does_not_vouch_for_another_origin(gw: GatewayThread) -> None:
+    """X-Forwarded-Host is sent by whoever sends the request: from a client that is not a
+    configured proxy it is ignored, so another site cannot name itself the host."""
+    cookie = login(gw.url, OPERATOR)
+    for headers in ({"origin": "http://evil.example", "x-forwarded-host": "evil.example"},
+                    {"referer": "http://evil.example/x", "x-forwarded-host": "evil.example"}):
+        answer = call(gw.url, "POST", "/api/admin/reload", cookie=cookie, headers=headers)
+        assert answer.status == 403, headers
+        assert answer.json()["error"]["code"] == "cross_site_request"
+
+
+def test_configured_origins_and_trusted_proxies_are_the_gateway_s_own(tmp_path: Path) -> None:
+    data = config(tmp_path)
+    data["server"] = {**data["server"], "public_origins": ["https://dash.example.com"]}
+    with GatewayThread(data) as g:
+        cookie = login(g.url, ADMIN)
+        body = {"name": "origin-check", "role": "app"}
+        ok = call(g.url, "POST", "/api/keys", cookie=cookie, body=body,
+                  headers={"origin": "https://dash.example.com"})
+        assert ok.status == 201, ok.text
+        proxied = call(g.url, "POST", "/api/keys", cookie=cookie, body=body,
+                       headers={"origin": "https://other.example.com",
+                                "x-forwarded-host": "other.example.com"})
+        assert proxied.status == 403
+    data["server"] = {**data["server"], "trusted_proxies": ["127.0.0.0/8"]}
+    with GatewayThread(data) as g:
+        cookie = login(g.url, ADMIN)
+        proxied = call(g.url, "POST", "/api/keys", cookie=cookie, body=body,
+                       headers={"origin": "https://other.example.com",
+                                "x-forwarded-host": "other.example.com"})
+        assert proxied.status == 201, proxied.text
+
+
+def test_logging_out_from_another_site_is_refused(gw: GatewayThread) -> None:
+    cookie = login(gw.url, ADMIN)
+    answer = call(gw.url, "POST", "/ui/logout", cookie=cookie,
+                  headers={"origin": "http://evil.example"})
+    assert answer.status == 403
+    assert answer.json()["error"]["code"] == "cross_site_request"
+    assert answer.cookie("warden_session") is None
+    assert call(gw.url, "GET", "/api/requests", cookie=cookie).status == 200
 
 
 def test_a_viewer_cookie_cannot_administer(gw: GatewayThread) -> None:

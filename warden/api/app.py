@@ -180,6 +180,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.holder = holder
+    # With server.metrics.port, /metrics lives on an app of its own, served on that port.
+    app.state.metrics_app = Starlette(routes=[Route(
+        "/metrics", metrics_endpoint(holder, metrics.registry, own_port=True), methods=["GET"])])
     app.state.keeper = keeper
     app.state.limiter = limiter
     app.state.keyring = keyring
@@ -190,9 +193,11 @@ def create_app(
 
 async def _reload_logged(holder: RuntimeHolder, path: Path | None) -> None:
     try:
-        await reload_from_file(holder, path)
+        await reload_from_file(holder, path)  # never forced: see reload_from_file
     except WardenError as exc:
         log.error("SIGHUP reload failed: %s", exc.message)
+    except Exception:  # a bug, not a bad file: the running config stays, and the log says so
+        log.exception("SIGHUP reload failed; the running config stays")
 
 
 def open_keyring(store: Store) -> Keyring | None:

@@ -6,12 +6,14 @@ and /ui requests that carry no ``Authorization`` header, and leaves what it foun
 scope: the Claim, or None for a cookie that is forged, tampered with or expired.
 ``session_caller`` turns that into the key's holder, resolved again on every request (a revoked
 key loses access at once), and refuses a change (POST, DELETE, ...) whose ``Origin`` (or
-``Referer``) is not this host: a cookie is sent by the browser whatever page asks, so that is
-what keeps another site from acting with it (CSRF; the cookie is SameSite=Strict too).
+``Referer``) is not this host (``require_same_origin``): a cookie is sent by the browser
+whatever page asks, so that is what keeps another site from acting with it (CSRF; the cookie is
+SameSite=Strict too).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -21,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from warden.access.roles import Principal
 from warden.access.session import COOKIE, Claim, SessionSecrets
+from warden.config import Server
 from warden.errors import AuthenticationFailed, PermissionDenied
 from warden.runtime import RuntimeHolder
 
@@ -80,20 +83,23 @@ def session_caller(holder: RuntimeHolder, request: Request) -> Principal:
             "The key of this dashboard session no longer exists or has a new token: log in "
             "again at /ui/login.", code="session_key_gone")
     if request.method not in SAFE_METHODS:
-        require_same_origin(request)
+        require_same_origin(request, holder.current.config.server)
     return who
 
 
-def require_same_origin(request: Request, unnamed_ok: bool = False) -> None:
+def require_same_origin(request: Request, server: Server, unnamed_ok: bool = False) -> None:
     """Refuse (403) a request whose ``Origin`` (or, without one, ``Referer``) names another host
-    than the one it was sent to (``Host``, or ``X-Forwarded-Host`` behind a proxy); and one
-    that names none, unless ``unnamed_ok`` (a login from a script: browsers always name it)."""
+    than the gateway's own; and one that names none, unless ``unnamed_ok`` (a login from a
+    script: browsers always name it).
+
+    The gateway's own: the ``Host`` the request was sent to (a browser sets it, a page cannot),
+    an origin listed in ``server.public_origins``, and ``X-Forwarded-Host`` only when the
+    request comes from an address in ``server.trusted_proxies``: anyone else can send that
+    header with any value."""
     headers = request.headers
     origin = headers.get("origin")
     source = origin if origin and origin != "null" else headers.get("referer")
-    hosts = {h.strip().lower() for h in (headers.get("host"), headers.get("x-forwarded-host"))
-             if h}
-    if source and urlsplit(source).netloc.lower() in hosts:
+    if source and _is_own(source, request, server):
         return
     if unnamed_ok and not origin and not source:
         return
@@ -101,4 +107,33 @@ def require_same_origin(request: Request, unnamed_ok: bool = False) -> None:
         f"Refused: a change made with a dashboard session cookie must come from the dashboard's "
         f"own pages, and this request's Origin ({origin or 'none'}) is not this host "
         f"({headers.get('host') or 'unknown'}). Scripts and other sites send the key as "
-        "'Authorization: Bearer <key>' instead.", code="cross_site_request")
+        "'Authorization: Bearer <key>' instead; behind a proxy that changes the host, list the "
+        "dashboard's address in server.public_origins.", code="cross_site_request")
+
+
+def _is_own(source: str, request: Request, server: Server) -> bool:
+    try:
+        parts = urlsplit(source)
+    except ValueError:
+        return False
+    netloc = parts.netloc.lower()
+    if not netloc:
+        return False
+    if f"{parts.scheme.lower()}://{netloc}" in {o.rstrip("/").lower() for o in server.public_origins}:
+        return True
+    hosts = {request.headers.get("host", "").strip().lower()}
+    forwarded = request.headers.get("x-forwarded-host")
+    if forwarded and _from_trusted_proxy(request, server):
+        hosts |= {h.strip().lower() for h in forwarded.split(",")}
+    return netloc in hosts - {""}
+
+
+def _from_trusted_proxy(request: Request, server: Server) -> bool:
+    if not server.trusted_proxies or request.client is None:
+        return False
+    try:
+        address = ipaddress.ip_address(request.client.host)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net, strict=False)
+               for net in server.trusted_proxies)

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from warden.visibility import Public, Secret
+
 Action = Literal["block", "redact", "pseudonymize", "flag"]
 
 
@@ -21,14 +23,14 @@ class _Model(BaseModel):
 class GuardRule(_Model):
     """One scanner, what to do with what it finds, and from which score."""
 
-    scanner: str = Field(description="The scanner's name (warden guard scanners lists them).")
-    action: Action = Field(
+    scanner: Public[str] = Field(description="The scanner's name (warden guard scanners lists them).")
+    action: Public[Action] = Field(
         "flag", description="block: refuse with a 400; redact: replace the found text with "
         "[TYPE]; pseudonymize (input only): replace it with a stable placeholder and restore "
         "the value in the answer; flag: record only."
     )
-    threshold: float = Field(0.5, ge=0.0, le=1.0, description="Findings scoring below are ignored.")
-    options: dict[str, Any] = Field(default_factory=dict, description="The scanner's own options.")
+    threshold: Public[float] = Field(0.5, ge=0.0, le=1.0, description="Findings scoring below are ignored.")
+    options: Secret[dict[str, Any]] = Field(default_factory=dict, description="The scanner's own options.")
 
 
 class GuardPolicy(_Model):
@@ -36,7 +38,7 @@ class GuardPolicy(_Model):
 
     input: list[GuardRule] = Field(default_factory=list, description="Rules run on the prompt.")
     output: list[GuardRule] = Field(default_factory=list, description="Rules run on the answer.")
-    canary: bool = Field(
+    canary: Public[bool] = Field(
         False, description="Place a random canary token in the system prompt; an output rule "
         "with scanner system_prompt_leak then acts when the answer repeats it."
     )
@@ -56,14 +58,14 @@ class GuardSettings(_Model):
     policies: dict[str, GuardPolicy] = Field(
         default_factory=dict, description="Named policies; models and keys refer to them by name."
     )
-    default_policy: str | None = Field(
+    default_policy: Public[str | None] = Field(
         None, description="The policy of requests whose key and model name none; unset = none."
     )
-    stream_holdback_chars: int = Field(
+    stream_holdback_chars: Public[int] = Field(
         48, ge=0, le=4096, description="Characters of a streamed answer held back until scanned, "
         "so that a redaction or a block happens before the text leaves."
     )
-    block_status: int = Field(
+    block_status: Public[int] = Field(
         400, ge=400, le=499, description="HTTP status of a blocked request."
     )
 

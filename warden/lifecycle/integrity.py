@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from warden.errors import ConfigError, WardenError
 from warden.lifecycle import signing
+from warden.visibility import Public
 
 Result = Literal["ok", "checksum_mismatch", "signature_invalid", "unrecorded", "missing"]
 RESULTS: tuple[Result, ...] = ("ok", "checksum_mismatch", "signature_invalid", "unrecorded",
@@ -74,10 +75,10 @@ class ModelIntegrityError(WardenError):
 class SignedModelParams(BaseModel):
     """The ``signature`` and ``public_key`` params of a provider that loads a model file."""
 
-    signature: str | None = Field(
+    signature: Public[str | None] = Field(
         None, description="Ed25519 signature of the model's SHA-256 digest (its 64 hex "
         "characters): base64 text, or the path of a file holding it. Needs public_key.")
-    public_key: str | None = Field(
+    public_key: Public[str | None] = Field(
         None, validate_default=True, description="The Ed25519 public key that checks "
         "signature: PEM text, or the path of a PEM file. Needs signature.")
 

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from warden.visibility import Public, Url
+
 RateScope = Literal["key", "team", "model", "key+model", "team+model"]
 BudgetScope = Literal["key", "team"]
 Period = Literal["day", "week", "month"]
@@ -24,15 +26,15 @@ class _Model(BaseModel):
 class LimitRule(_Model):
     """Requests and tokens per minute for each subject of a scope."""
 
-    scope: RateScope = Field(
+    scope: Public[RateScope] = Field(
         description="What one counter counts: key, team, model, key+model or team+model."
     )
-    match: str = Field(
+    match: Public[str] = Field(
         "*", description="Glob on the subject: a key or team name, a model name, or "
         "'name/model' for the combined scopes."
     )
-    rpm: int | None = Field(None, ge=1, description="Requests per minute.")
-    tpm: int | None = Field(
+    rpm: Public[int | None] = Field(None, ge=1, description="Requests per minute.")
+    tpm: Public[int | None] = Field(
         None, ge=1, description="Tokens (prompt and completion) per minute."
     )
 
@@ -47,21 +49,21 @@ class LimitRule(_Model):
 class Limits(_Model):
     """Per-minute limits, and where their counters (and the budgets') are kept."""
 
-    redis_url: str | None = Field(
+    redis_url: Url[str | None] = Field(
         None, description="redis://host:6379/0 to share counters between replicas; unset or "
         "empty = in this process."
     )
-    redis_timeout_s: float = Field(
+    redis_timeout_s: Public[float] = Field(
         0.5, gt=0, description="Time limit of one Redis call (connect included)."
     )
-    key_prefix: str = Field(
+    key_prefix: Public[str] = Field(
         "warden", min_length=1, description="Prefix (and Redis hash tag) of the counters' keys."
     )
-    on_redis_error: Literal["allow", "refuse"] = Field(
+    on_redis_error: Public[Literal["allow", "refuse"]] = Field(
         "allow", description="When Redis cannot be reached: allow the request (fail open) or "
         "refuse it with a 503 (fail closed)."
     )
-    default_max_tokens: int = Field(
+    default_max_tokens: Public[int] = Field(
         1024, ge=0, description="Completion tokens assumed for a request without max_tokens."
     )
     rules: list[LimitRule] = Field(default_factory=list, description="Rate limit rules.")
@@ -86,9 +88,9 @@ class Limits(_Model):
 class Budget(_Model):
     """Spend in USD allowed to each subject of a scope over a calendar period (UTC)."""
 
-    scope: BudgetScope = Field(description="Whose spend: key or team.")
-    match: str = Field("*", description="Glob on the key or team name.")
-    usd: float = Field(gt=0, description="USD allowed per period.")
-    period: Period = Field(
+    scope: Public[BudgetScope] = Field(description="Whose spend: key or team.")
+    match: Public[str] = Field("*", description="Glob on the key or team name.")
+    usd: Public[float] = Field(gt=0, description="USD allowed per period.")
+    period: Public[Period] = Field(
         "month", description="day, week (from Monday) or month, in UTC."
     )

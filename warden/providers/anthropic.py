@@ -34,16 +34,17 @@ from warden.providers.http import (
     sse_events,
 )
 from warden.providers.validate import bad
+from warden.visibility import Public
 
 
 class AnthropicParams(ProviderParams):
-    anthropic_version: str = Field("2023-06-01", description="The anthropic-version header.")
-    default_max_tokens: int = Field(
+    anthropic_version: Public[str] = Field("2023-06-01", description="The anthropic-version header.")
+    default_max_tokens: Public[int] = Field(
         4096, ge=1,
         description="max_tokens sent when the request sets neither max_tokens nor "
                     "max_completion_tokens (Anthropic requires one).",
     )
-    beta: tuple[str, ...] = Field((), description="Beta features, sent as anthropic-beta.")
+    beta: Public[tuple[str, ...]] = Field((), description="Beta features, sent as anthropic-beta.")
 
 
 class AnthropicProvider(Provider):

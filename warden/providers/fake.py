@@ -22,18 +22,19 @@ from warden.config import Deployment
 from warden.errors import UpstreamStatus
 from warden.hookspecs import hookimpl
 from warden.providers.base import Completion, Provider, ProviderCall, ProviderParams, Usage
+from warden.visibility import Public
 
 _TOKEN = re.compile(r"\s*\S+")
 
 
 class FakeParams(ProviderParams):
-    ttft_ms: float = Field(0.0, ge=0, description="Delay before the first token.")
-    tokens_per_s: float = Field(0.0, ge=0, description="Pace of streamed tokens; 0 = no delay.")
-    failure_rate: float = Field(0.0, ge=0, le=1, description="Share of requests that fail.")
-    failure_status: int = Field(500, ge=400, le=599, description="HTTP status of a failure.")
-    seed: int | None = Field(None, description="Seed of the failure draw, for repeatable runs.")
-    reply: str | None = Field(None, description="A fixed answer instead of the echo.")
-    embedding_dim: int = Field(16, ge=1, le=4096, description="Length of fake embeddings.")
+    ttft_ms: Public[float] = Field(0.0, ge=0, description="Delay before the first token.")
+    tokens_per_s: Public[float] = Field(0.0, ge=0, description="Pace of streamed tokens; 0 = no delay.")
+    failure_rate: Public[float] = Field(0.0, ge=0, le=1, description="Share of requests that fail.")
+    failure_status: Public[int] = Field(500, ge=400, le=599, description="HTTP status of a failure.")
+    seed: Public[int | None] = Field(None, description="Seed of the failure draw, for repeatable runs.")
+    reply: Public[str | None] = Field(None, description="A fixed answer instead of the echo.")
+    embedding_dim: Public[int] = Field(16, ge=1, le=4096, description="Length of fake embeddings.")
 
 
 def tokenize(text: str) -> list[str]:

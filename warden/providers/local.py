@@ -24,17 +24,18 @@ from warden.lifecycle.integrity import ModelIntegrityError, SignedModelParams, v
 from warden.lifecycle.registry import BUILTIN, resolve
 from warden.local.engine import EngineSettings, LlamaEngine
 from warden.providers.base import Completion, Provider, ProviderCall, ProviderParams, Usage
+from warden.visibility import Public
 
 
 class LocalParams(ProviderParams, SignedModelParams):
-    model: str = Field("smollm2-135m-instruct",
+    model: Public[str] = Field("smollm2-135m-instruct",
                        description="A registered model name, or the path of a GGUF file.")
-    sha256: str | None = Field(None, description="Expected SHA-256 of a GGUF file given by path.")
-    n_parallel: int = Field(4, ge=1, le=64, description="Requests decoded together (slots).")
-    ctx_per_slot: int = Field(2048, ge=128, description="Context length of each slot, in tokens.")
-    threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
-    max_queue: int = Field(64, ge=0, description="Requests that may wait for a slot; more get 503.")
-    default_max_tokens: int = Field(
+    sha256: Public[str | None] = Field(None, description="Expected SHA-256 of a GGUF file given by path.")
+    n_parallel: Public[int] = Field(4, ge=1, le=64, description="Requests decoded together (slots).")
+    ctx_per_slot: Public[int] = Field(2048, ge=128, description="Context length of each slot, in tokens.")
+    threads: Public[int | None] = Field(None, ge=1, description="CPU threads; default: all cores.")
+    max_queue: Public[int] = Field(64, ge=0, description="Requests that may wait for a slot; more get 503.")
+    default_max_tokens: Public[int] = Field(
         512, ge=1, description="max_tokens when the request sets none (bounds every request).")
 
 

@@ -28,6 +28,7 @@ from warden.errors import ConfigError, InvalidRequest
 from warden.hookspecs import hookimpl
 from warden.lifecycle.integrity import ModelIntegrityError, SignedModelParams
 from warden.providers.base import Completion, Provider, ProviderCall, ProviderParams, Usage
+from warden.visibility import Public
 
 if TYPE_CHECKING:
     from warden.embeddings.minilm import MiniLM
@@ -38,15 +39,15 @@ MAX_INPUTS = 2048  # OpenAI's limit of inputs per request
 
 
 class LocalEmbeddingParams(ProviderParams, SignedModelParams):
-    model: Literal["all-minilm-l6-v2"] = Field(
+    model: Public[Literal["all-minilm-l6-v2"]] = Field(
         "all-minilm-l6-v2", description="The embedding model; all-minilm-l6-v2 (384 dimensions) "
         "is the one available.")
-    threads: int = Field(0, ge=0, le=256, description="onnxruntime threads of one model run; "
+    threads: Public[int] = Field(0, ge=0, le=256, description="onnxruntime threads of one model run; "
                          "0 lets onnxruntime choose (one per physical core).")
-    max_batch: int = Field(32, ge=1, le=1024, description="Most texts embedded in one model "
+    max_batch: Public[int] = Field(32, ge=1, le=1024, description="Most texts embedded in one model "
                            "run; concurrent requests share runs (long texts are split further "
                            "into runs of 512 tokens, which bounds memory).")
-    cache_size: int = Field(4096, ge=0, description="Vectors kept in memory by text (LRU), so a "
+    cache_size: Public[int] = Field(4096, ge=0, description="Vectors kept in memory by text (LRU), so a "
                             "repeated text is not embedded again; 0 turns the cache off.")
 
 

@@ -30,15 +30,16 @@ from warden.providers.http import (
     sse_events,
 )
 from warden.providers.validate import bad
+from warden.visibility import Public, Secret
 
 _PATHS = {"chat": "/chat/completions", "completion": "/completions", "embedding": "/embeddings"}
 
 
 class OpenAIParams(ProviderParams):
-    stream_usage: bool = Field(
+    stream_usage: Public[bool] = Field(
         True, description="Ask the upstream for a final usage chunk (stream_options.include_usage)."
     )
-    organization: str | None = Field(None, description="OpenAI-Organization header.")
+    organization: Secret[str | None] = Field(None, description="OpenAI-Organization header.")
 
 
 class OpenAIProvider(Provider):

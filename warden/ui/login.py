@@ -6,8 +6,8 @@ A key whose role may read (admin, operator, viewer; from the config or the store
 session cookie (``warden.access.session``: HttpOnly, SameSite=Strict, Path=/, Secure over
 HTTPS, for ``ui.session_hours``). The form answers 303 to ``next``; JSON answers 200 with
 ``{"next", "name", "role"}``. A wrong key is a 401 and an ``app`` key a 403, in the page for
-the form and as an OpenAI error object for JSON; so is a login whose ``Origin`` names another
-site (a script that sends none may log in).
+the form and as an OpenAI error object for JSON; so is a login or a logout whose ``Origin``
+names another site (a script that sends none may log in).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class Login:
         next_page = "/ui/overview"
         try:
             # Another site may not log a visitor in (to a session of its choosing).
-            require_same_origin(request, unnamed_ok=True)
+            require_same_origin(request, self._holder.current.config.server, unnamed_ok=True)
             key, next_page = await self._fields(request, as_json)
             auth = self._holder.current.authenticate
             if not auth.has_admin and auth.open:
@@ -128,6 +128,11 @@ class Login:
         return key.strip(), next_page
 
     async def logout(self, request: Request) -> Response:
+        try:
+            # Another site may not end a visitor's session either.
+            require_same_origin(request, self._holder.current.config.server, unnamed_ok=True)
+        except WardenError as exc:
+            return error_response(exc)
         response = RedirectResponse("/ui/login", status_code=303)
         response.delete_cookie(COOKIE, path="/", secure=request.url.scheme == "https",
                                httponly=True, samesite="strict")
