@@ -24,11 +24,13 @@ CONFIG: dict[str, Any] = {
     "tracing": {"headers": {"authorization": "Bearer otlp-token-123"}},
     "models": [
         {"name": "m", "deployments": [{"id": "f", "provider": "fake"}]},
-        {"name": "up", "deployments": [{
-            "id": "o", "provider": "openai", "api_key": "sk-upstream-999",
-            "base_url": "http://user:base-url-pw@127.0.0.1:9/v1",
-            "headers": {"x-token": "header-token-456"},
-            "params": {"organization": "org-secret-789"}}]},
+        {"name": "up", "deployments": [
+            {"id": "o", "provider": "openai",
+             "base_url": "http://user:base-url-pw@127.0.0.1:9/v1",
+             "headers": {"x-token": "header-token-456"},
+             "params": {"organization": "org-secret-789"}},
+            {"id": "k", "provider": "openai", "api_key": "sk-upstream-999",
+             "base_url": "http://127.0.0.1:9/v1"}]},
     ],
 }
 

@@ -229,7 +229,8 @@ def test_untrustworthy_usage_is_replaced_by_an_estimate_and_noted(setup: Setup) 
         usage = usage_of(answer)
         assert (usage["prompt_tokens"], usage["completion_tokens"]) == (
             rec["input_tokens"], rec["output_tokens"]), rid
-    metrics = httpx.get(setup.gw.url + "/metrics").text
+    metrics = httpx.get(setup.gw.url + "/metrics",
+                        headers={"Authorization": f"Bearer {ADMIN}"}).text
     assert f'warden_upstream_usage_rejected_total{{deployment="oa",model="oa"}} ' \
            f'{sum(1 for c in CASES if c[0] == "oa")}.0' in metrics
 
