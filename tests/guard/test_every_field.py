@@ -379,12 +379,15 @@ def test_a_canary_leaked_in_a_disguise_is_caught(
     assert _record(gw, rid)["findings"][0]["type"] == "canary_leak"
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_the_stored_payload_is_what_the_provider_saw_not_the_original(
-        gw: GatewayThread, upstream: Leaky) -> None:
+        gw: GatewayThread, upstream: Leaky, stream: bool) -> None:
     text = f"Please mail {EMAIL} the invoice"
     status, answer, rid = _post(gw, "/v1/chat/completions",
-                                _chat("pseudo", {"role": "user", "content": text}))
-    assert status == 200 and answer["choices"][0]["message"]["content"] == text
+                                _chat("pseudo", {"role": "user", "content": text}, stream=stream))
+    got = ("".join(e["choices"][0]["delta"].get("content") or "" for e in answer if e["choices"])
+           if stream else answer["choices"][0]["message"]["content"])
+    assert status == 200 and got == text
     payload = _record(gw, rid)["payload"]
     assert EMAIL not in payload["prompt"] and EMAIL not in payload["completion"]
     assert json.loads(payload["prompt"])[0]["content"] == "Please mail <EMAIL_ADDRESS_1> the invoice"

@@ -22,6 +22,7 @@ from warden.guard.policy import Policy, Rule
 from warden.guard.rewrite import Edit, Pseudonyms, apply
 from warden.guard.scan import Hit, scan
 from warden.guard.scanners.canary import make_canary, plant_canary
+from warden.observe.build import completion_text
 from warden.observe.record import Finding
 from warden.pipeline.context import RequestContext
 from warden.providers.base import Completion
@@ -49,8 +50,6 @@ class GuardSession:
         self.ctx = ctx
         self.block_status = block_status
         self.pseudonyms = Pseudonyms()
-        # The record keeps the placeholders, never the values behind them.
-        ctx.pseudonyms = self.pseudonyms.by_placeholder
         self.canary: str | None = None
         self.system_prompt: str | None = None
 
@@ -207,12 +206,19 @@ class GuardSession:
         if block:
             raise self.blocked("output")
         changes: dict[tuple[str | int, ...], str] = {}
+        kept: dict[tuple[str | int, ...], str] = {}  # the same, placeholders left in
         for n, part in enumerate(parts):
             found = edits.get(n)
             text = apply(part.text, found, self.pseudonyms) if found else part.text
-            text = self.pseudonyms.restore(text, part.in_json)
+            restored = self.pseudonyms.restore(text, part.in_json)
+            if restored != part.text:
+                changes[part.path] = restored
             if text != part.text:
-                changes[part.path] = text
+                kept[part.path] = text
+        if changes != kept:
+            # The record keeps the placeholders, never the values behind them.
+            self.ctx.stored_answer = [completion_text(Completion(
+                body=replace(result.body, kept), usage=result.usage))]
         if not changes:
             return result
         return Completion(body=replace(result.body, changes), usage=result.usage)

@@ -186,7 +186,14 @@ class StreamGuard:
         st.tail = (st.tail + released)[-TAIL:]
         st.sent += len(released)
         st.text.append(released)
-        return self.session.pseudonyms.restore(released, st.in_json)
+        restored = self.session.pseudonyms.restore(released, st.in_json)
+        if not st.in_json and self.session.pseudonyms.by_placeholder:
+            # The record keeps the answer's placeholders, never the values behind them.
+            stored = self.session.ctx.stored_answer
+            if stored is None:
+                stored = self.session.ctx.stored_answer = []
+            stored.append(released)
+        return restored
 
     async def finish(self) -> list[dict[str, Any]]:
         """Text still held (a stream that ended without finish_reason), then the whole-answer

@@ -131,11 +131,8 @@ def payload_of(ctx: RequestContext, policy: PayloadPolicy) -> Payload | None:
     completion = "".join(ctx.output) if ctx.output else None
     if isinstance(ctx.result, Completion) and ctx.kind != "embedding":
         completion = completion_text(ctx.result)
-    if completion and ctx.pseudonyms:
-        # Longest values first, so that one inside another does not break its placeholder.
-        for placeholder, value in sorted(ctx.pseudonyms.items(), key=lambda kv: -len(kv[1])):
-            if value:
-                completion = completion.replace(value, placeholder)
+    if ctx.stored_answer is not None:
+        completion = "".join(ctx.stored_answer)
     if policy == "redacted":
         prompt = redact(prompt) if prompt is not None else None
         completion = redact(completion) if completion is not None else None
