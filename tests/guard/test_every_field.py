@@ -148,6 +148,10 @@ FIELDS: dict[str, Callable[[str, str], tuple[str, dict[str, Any]]]] = {
             "name": "notify", "description": f"Sends a note to {v}.",
             "parameters": {"type": "object", "properties": {
                 "to": {"type": "string", "description": f"Defaults to {v}"}}}}}])),
+    "tool parameter named like a keyword": lambda m, v: ("/v1/chat/completions", _chat(
+        m, ASK, tools=[{"type": "function", "function": {
+            "name": "notify", "parameters": {"type": "object", "properties": {
+                "type": {"type": "string", "description": f"Defaults to {v}"}}}}}])),
     "prediction": lambda m, v: ("/v1/chat/completions", _chat(
         m, ASK, prediction={"type": "content", "content": f"Dear {v}, thanks."})),
     "image url part": lambda m, v: ("/v1/chat/completions", _chat(m, {"role": "user", "content": [

@@ -90,16 +90,17 @@ def _messages(parts: list[Part], messages: Any) -> None:
 
 
 def _walk(parts: list[Part], path: Path, value: Any) -> None:
-    """Every string under ``value`` but those of ``_NOT_TEXT`` and binary data, in order. A
-    stack, not recursion: a deeply nested body (a JSON schema) cannot exhaust the stack."""
+    """Every string under ``value`` but those of ``_NOT_TEXT`` and binary data, in order. Only
+    strings are skipped by their key: a dict under such a key is walked (a tool parameter may be
+    named ``type``). A stack, not recursion: a deeply nested body (a JSON schema) cannot exhaust
+    the stack."""
     stack: list[tuple[Path, Any]] = [(path, value)]
     while stack:
         at, node = stack.pop()
         key = at[-1]
-        if key in _NOT_TEXT or key in _BINARY:
-            continue
         if isinstance(node, str):
-            if node and not (key == "url" and node[:5].lower() == "data:"):
+            if node and key not in _NOT_TEXT and key not in _BINARY \
+                    and not (key == "url" and node[:5].lower() == "data:"):
                 parts.append(Part(at, node, conversation=False,
                                   in_json=key == "arguments"))
         elif isinstance(node, dict):
