@@ -31,7 +31,7 @@ INPUT_BLOCKED = ("The request was blocked by the gateway's input policy. An admi
                  "see why in the record of request {rid}.")
 OUTPUT_BLOCKED = ("The answer was withheld by the gateway's output policy. An administrator can "
                   "see why in the record of request {rid}.")
-SEAM_WINDOW = 128  # characters of each message's ends read again where messages meet
+SEAM_WINDOW = 64  # characters of each message's ends read again where messages meet
 
 
 def effective_action(hit: Hit) -> str:
