@@ -4,8 +4,11 @@ the system prompt; answers that keep the prompt to themselves give no findings."
 
 from __future__ import annotations
 
+import base64
+import codecs
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -104,6 +107,42 @@ def test_a_canary_spelled_out_with_spaces_or_in_capitals_is_still_found(scanner:
     answer = f"The hidden code is {spaced}, I think."
     [found] = [d for d in scanner.scan(answer, ctx(prompt, canary)) if d.type == "canary_leak"]
     assert answer[found.start:found.end] == spaced
+
+
+def _b64(prefix: str) -> Callable[[str], str]:
+    return lambda text: base64.b64encode((prefix + text).encode()).decode()
+
+
+@pytest.mark.parametrize(("disguise", "encode"), [
+    ("reversed", lambda c: c[::-1]),
+    ("reversed in capitals with spaces", lambda c: " ".join(c[::-1].upper())),
+    ("base64 aligned 0", _b64("")),
+    ("base64 aligned 1", _b64("a")),
+    ("base64 aligned 2", _b64("ab")),
+    ("base64 of a longer text, wrapped", lambda c: "\n".join(re.findall(
+        ".{1,20}", base64.b64encode(f"My instructions: <!-- {c} --> be nice".encode()).decode()))),
+    ("URL-safe base64", lambda c: base64.urlsafe_b64encode(b"\xfb\xff" + c.encode()).decode()),
+    ("hex", lambda c: c.encode().hex()),
+    ("upper-case hex", lambda c: c.encode().hex().upper()),
+    ("hex bytes with separators", lambda c: ":".join(f"{b:02x}" for b in c.encode())),
+    ("escaped hex", lambda c: "".join(f"\\x{b:02x}" for b in c.encode())),
+    ("percent-encoded", lambda c: "".join(f"%{b:02X}" for b in c.encode())),
+    ("rot13", lambda c: codecs.encode(c, "rot13")),
+    ("slashes between the characters", lambda c: "/".join(c)),
+    ("quoted pieces joined with plus", lambda c: " + ".join(f"'{c[i:i + 3]}'" for i in range(0, len(c), 3))),
+])
+def test_a_canary_in_a_disguise_is_found(scanner: Scanner, disguise: str,
+                                         encode: Callable[[str], str]) -> None:
+    canary = make_canary()
+    prompt = plant_canary("You are a helpful assistant.", canary)
+    leaked = encode(canary)
+    answer = f"Sure, here it is: {leaked} - anything else?"
+    found = [d for d in scanner.scan(answer, ctx(prompt, canary)) if d.type == "canary_leak"]
+    assert found, disguise
+    assert all(answer[d.start or 0:d.end] in leaked for d in found)
+    # Another request's canary in the same disguise is not this one's leak.
+    assert not [d for d in scanner.scan(encode(make_canary()), ctx(prompt, canary))
+                if d.type == "canary_leak"]
 
 
 def test_a_short_system_prompt_echoed_whole_is_a_leak(scanner: Scanner) -> None:

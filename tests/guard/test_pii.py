@@ -230,6 +230,43 @@ def test_invalid_identifiers_are_not_reported(regex: Scanner, text: str) -> None
     assert not kinds & {"US_SSN", "UK_NINO", "UK_NHS", "ES_NIF", "IP_ADDRESS", "CREDIT_CARD"}
 
 
+@pytest.mark.parametrize(("text", "entity", "value"), [
+    ("mail \uff4a\uff41\uff4e\uff45\uff20\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45"
+     "\uff0e\uff43\uff4f\uff4d now", "EMAIL_ADDRESS",
+     "\uff4a\uff41\uff4e\uff45\uff20\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45\uff0e"
+     "\uff43\uff4f\uff4d"),
+    ("mail jane\u200b.doe@exam\u200cple.com now", "EMAIL_ADDRESS",
+     "jane\u200b.doe@exam\u200cple.com"),
+    ("card 4111\u00ad1111\u20601111\ufeff1111 ok", "CREDIT_CARD",
+     "4111\u00ad1111\u20601111\ufeff1111"),
+    ("ssn \u096e\u096b\u0969-\u0969\u096d-\u0967\u096c\u096f\u096a ok", "US_SSN",
+     "\u096e\u096b\u0969-\u0969\u096d-\u0967\u096c\u096f\u096a"),
+    ("mail j\u043ehn.smith@ex\u0430mple.com ok", "EMAIL_ADDRESS", "j\u043ehn.smith@ex\u0430mple.com"),
+    ("write to jane [at] example [dot] com", "EMAIL_ADDRESS", "jane [at] example [dot] com"),
+    ("write to jane(at)example.com", "EMAIL_ADDRESS", "jane(at)example.com"),
+    ("write to jane at example dot com", "EMAIL_ADDRESS", "jane at example dot com"),
+    ("my ssn is 8 5 3 - 3 7 - 1 6 9 4 ok", "US_SSN", "8 5 3 - 3 7 - 1 6 9 4"),
+    ("ssn 853.37.1694 ok", "US_SSN", "853.37.1694"),
+    ("ssn 853\u201237\u20121694 ok", "US_SSN", "853\u201237\u20121694"),
+    ("card 4111.1111.1111.1111 ok", "CREDIT_CARD", "4111.1111.1111.1111"),
+    ("card 4111\u00a01111\u20091111\u202f1111 ok", "CREDIT_CARD",
+     "4111\u00a01111\u20091111\u202f1111"),
+])
+def test_disguised_values_are_found_with_the_span_of_the_disguise(
+        regex: Scanner, text: str, entity: str, value: str) -> None:
+    found = [(d.type, text[d.start:d.end]) for d in regex.scan(text, CTX) if d.start is not None]
+    assert (entity, value) in found
+
+
+@pytest.mark.parametrize("text", [
+    "look at example.com for the details", "then look at the dot product", "steps 1 2 3 4 5 6 7 8 9",
+    "version 1.2.3.4.5.6.7 is out", "the server 10.20.30.40 is down", "on 12.03.2024 at 10.30",
+])
+def test_sentences_that_look_like_disguises_are_not_personal_data(regex: Scanner, text: str) -> None:
+    kinds = {d.type for d in regex.scan(text, CTX)}
+    assert not kinds & {"EMAIL_ADDRESS", "CREDIT_CARD", "US_SSN", "PHONE_NUMBER"}
+
+
 def test_check_digits() -> None:
     assert checksums.luhn("4111111111111111") and not checksums.luhn("4111111111111112")
     assert checksums.iban("GB82WEST12345698765432") and not checksums.iban("GB82WEST12345698765433")

@@ -63,6 +63,14 @@ class Scanner(abc.ABC):
     gateway should run it in a worker thread rather than on the event loop. ``whole_text`` is
     True for a scanner whose verdict needs the complete text (JSON validity): on a streamed
     answer it runs once, at the end, instead of on each held-back window.
+
+    ``scans_every_field`` is True for a scanner that finds data which must not pass whoever
+    wrote it (personal data, credentials, a leaked canary): it
+    reads every text the provider or the client will see — system and developer messages,
+    names, tool definitions and tool calls, the ``user`` field, a prediction, every content
+    part — and values split across messages. A scanner that judges what a conversation asks for
+    (injection, toxicity, banned words and topics, length) reads only its messages' texts, since
+    the operator's own instructions would often read to it as the very thing it looks for.
     """
 
     name: ClassVar[str]
@@ -70,6 +78,7 @@ class Scanner(abc.ABC):
     options_model: ClassVar[type[ScannerOptions]] = ScannerOptions
     blocking: ClassVar[bool] = False
     whole_text: ClassVar[bool] = False
+    scans_every_field: ClassVar[bool] = False
 
     def __init__(self, options: ScannerOptions) -> None:
         self.options = options

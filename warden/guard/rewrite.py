@@ -7,6 +7,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import orjson
+
 _PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*?)_(\d+)>")
 _SAFE_TYPE = re.compile(r"[^A-Z0-9_]")
 
@@ -45,11 +47,19 @@ class Pseudonyms:
             self.by_placeholder[found] = value
         return found
 
-    def restore(self, text: str) -> str:
-        """The text with every known placeholder replaced by its value."""
+    def restore(self, text: str, in_json: bool = False) -> str:
+        """The text with every known placeholder replaced by its value; escaped as in a JSON
+        string where ``text`` is JSON (tool call arguments), so that it stays valid JSON."""
         if not self.by_placeholder or "<" not in text:
             return text
-        return _PLACEHOLDER.sub(lambda m: self.by_placeholder.get(m.group(0), m.group(0)), text)
+
+        def value(m: re.Match[str]) -> str:
+            found = self.by_placeholder.get(m.group(0))
+            if found is None:
+                return m.group(0)
+            return orjson.dumps(found).decode()[1:-1] if in_json else found
+
+        return _PLACEHOLDER.sub(value, text)
 
 
 def merge(edits: Iterable[Edit]) -> list[Edit]:

@@ -4,11 +4,14 @@ there to the record, the metrics and the trace)."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from warden.errors import ContentBlocked
 from warden.guard.base import ScanContext, Where
+from warden.guard.joined import Piece, batch, crosses, seams
 from warden.guard.parts import (
+    Part,
     answer_parts,
     replace,
     request_parts,
@@ -19,6 +22,7 @@ from warden.guard.policy import Policy, Rule
 from warden.guard.rewrite import Edit, Pseudonyms, apply
 from warden.guard.scan import Hit, scan
 from warden.guard.scanners.canary import make_canary, plant_canary
+from warden.observe.build import completion_text
 from warden.observe.record import Finding
 from warden.pipeline.context import RequestContext
 from warden.providers.base import Completion
@@ -27,6 +31,7 @@ INPUT_BLOCKED = ("The request was blocked by the gateway's input policy. An admi
                  "see why in the record of request {rid}.")
 OUTPUT_BLOCKED = ("The answer was withheld by the gateway's output policy. An administrator can "
                   "see why in the record of request {rid}.")
+SEAM_WINDOW = 64  # characters of each message's ends read again where messages meet
 
 
 def effective_action(hit: Hit) -> str:
@@ -76,29 +81,102 @@ class GuardSession:
         """Scan the prompt; raise ContentBlocked, or rewrite ``ctx.body`` for the upstream."""
         ctx = self.ctx
         self.system_prompt = system_prompt(ctx.body)
-        sctx = self.scan_context("input")
-        block = False
-        changes: dict[tuple[str | int, ...], str] = {}
-        for n, part in enumerate(request_parts(ctx.kind, ctx.body)):
-            edits, stop = self._judge(await scan(self.policy.input, part.text, sctx),
-                                      "input", n)
-            block = block or stop
-            if edits:
-                changes[part.path] = apply(part.text, edits, self.pseudonyms)
+        parts = request_parts(ctx.kind, ctx.body)
+        edits, block = await self._check(parts, self.policy.input, "input", seams_too=True)
         if block:
             raise self.blocked("input")
-        body = ctx.body
-        if changes:
-            body = replace(body, changes)
-        if self.policy.canary:
-            body = self._plant_canary(body)
-        if body is not ctx.body:
-            ctx.original_body = ctx.original_body or ctx.body
-            ctx.body = body
+        changes = {parts[n].path: apply(parts[n].text, edits[n], self.pseudonyms)
+                   for n in sorted(edits) if edits[n]}
+        rewritten = replace(ctx.body, changes) if changes else ctx.body
+        # What the model is told (and may leak) is the rewritten system prompt.
+        self.system_prompt = system_prompt(rewritten)
+        body = self._plant_canary(rewritten) if self.policy.canary else rewritten
+        if body is not rewritten:
+            ctx.stored_body = rewritten  # the record keeps the prompt without the canary
+        ctx.body = body
 
-    def _judge(self, hits: list[Hit], where: Where, part: int,
-               offset: int = 0) -> tuple[list[Edit], bool]:
-        edits: list[Edit] = []
+    async def _check(self, parts: list[Part], rules: tuple[Rule, ...], where: Where,
+                     seams_too: bool = False) -> tuple[dict[int, list[Edit]], bool]:
+        """The edits to make to each part, and whether to block. Every rule reads the
+        conversation's parts one by one; the scanners of every field read all parts in one
+        go, and (``seams_too``) the seams between consecutive messages."""
+        sctx = self.scan_context(where)
+        edits: dict[int, list[Edit]] = {}
+        block = False
+        judging = tuple(r for r in rules if not r.scanner.scans_every_field)
+        every = tuple(r for r in rules if r.scanner.scans_every_field)
+        for n, part in enumerate(parts):
+            if judging and part.conversation:
+                hits = await scan(judging, part.text, sctx)
+                block |= self._judge(hits, where, n, edits.setdefault(n, []))
+        if not every or not parts:
+            return edits, block
+        whole = batch([(n, p.text) for n, p in enumerate(parts)])
+        known: dict[int, list[tuple[int, int]]] = {}
+        for hit in await scan(every, whole.text, sctx):
+            d = hit.detection
+            if d.start is None or d.end is None:
+                block |= self._take(hit, where, None, None, None, [], edits)
+                continue
+            located = whole.locate(d.start, d.end)
+            for p, s, e in located:
+                known.setdefault(p.part, []).append((s, e))
+            block |= self._take(hit, where, *_first(located), located, edits)
+        if seams_too:
+            block |= await self._seams(parts, every, sctx, known, edits)
+        return edits, block
+
+    async def _seams(self, parts: list[Part], rules: tuple[Rule, ...], sctx: ScanContext,
+                     known: dict[int, list[tuple[int, int]]],
+                     edits: dict[int, list[Edit]]) -> bool:
+        """Values split across messages: found where consecutive messages meet (all messages
+        in order, and the user's alone), and not already found whole in the first one."""
+        said = [(n, p.text) for n, p in enumerate(parts) if p.role is not None and p.text]
+        users = [(n, t) for n, t in said if parts[n].role == "user"]
+        order = {n: i for i, (n, _) in enumerate(said)}
+        sequences = [said]
+        if any(order[b] != order[a] + 1 for (a, _), (b, _) in itertools.pairwise(users)):
+            sequences.append(users)
+        if len(said) < 2:
+            return False
+        joined = seams(sequences, SEAM_WINDOW)
+        block = False
+        taken: set[tuple[object, ...]] = set()
+        for hit in await scan(rules, joined.text, sctx):
+            d = hit.detection
+            if d.start is None or d.end is None:
+                continue  # about the text as a whole: read already, whole, in the batch
+            located = joined.locate(d.start, d.end)
+            if not crosses(located):
+                continue
+            piece, s, e = located[0]
+            if any(a < e and s < b for a, b in known.get(piece.part, ())):
+                continue  # something found whole in the first message, run into the next one
+            key = (hit.rule.name, d.type, *((p.part, a, b) for p, a, b in located))
+            if key in taken:
+                continue
+            taken.add(key)
+            block |= self._take(hit, "input", piece.part, s, e, located, edits)
+        return block
+
+    def _take(self, hit: Hit, where: Where, part: int | None, start: int | None,
+              end: int | None, located: list[tuple[Piece, int, int]],
+              edits: dict[int, list[Edit]]) -> bool:
+        """Note a finding of a joined scan (at the part where it starts) and add its edits to
+        every part it covers; True when it blocks."""
+        action = effective_action(hit)
+        d = hit.detection
+        finding = Finding(scanner=hit.rule.name, type=d.type, action=action,
+                          score=round(d.score, 4), where=where, start=start, end=end, part=part)
+        self.ctx.findings.append(finding)
+        if action in ("redact", "pseudonymize"):
+            for p, s, e in located:
+                edits.setdefault(p.part, []).append(Edit(s, e, d.type, action == "pseudonymize"))
+        return action == "block"
+
+    def _judge(self, hits: list[Hit], where: Where, part: int, edits: list[Edit],
+               offset: int = 0) -> bool:
+        """Note each hit on one text and add its edits; True when one blocks."""
         block = False
         for hit in hits:
             action = effective_action(hit)
@@ -109,7 +187,7 @@ class GuardSession:
             elif action in ("redact", "pseudonymize") and d.start is not None \
                     and d.end is not None:
                 edits.append(Edit(d.start, d.end, d.type, action == "pseudonymize"))
-        return edits, block
+        return block
 
     def _plant_canary(self, body: dict[str, Any]) -> dict[str, Any]:
         if self.system_prompt is None:
@@ -123,19 +201,24 @@ class GuardSession:
 
     async def check_answer(self, result: Completion) -> Completion:
         """Scan a whole answer; raise ContentBlocked, or return it redacted and restored."""
-        sctx = self.scan_context("output")
-        changes: dict[tuple[str | int, ...], str] = {}
-        block = False
-        for n, part in enumerate(answer_parts(result.body)):
-            edits, stop = self._judge(await scan(self.policy.output, part.text, sctx),
-                                      "output", n)
-            block = block or stop
-            text = apply(part.text, edits, self.pseudonyms) if edits else part.text
-            text = self.pseudonyms.restore(text)
-            if text != part.text:
-                changes[part.path] = text
+        parts = answer_parts(result.body)
+        edits, block = await self._check(parts, self.policy.output, "output")
         if block:
             raise self.blocked("output")
+        changes: dict[tuple[str | int, ...], str] = {}
+        kept: dict[tuple[str | int, ...], str] = {}  # the same, placeholders left in
+        for n, part in enumerate(parts):
+            found = edits.get(n)
+            text = apply(part.text, found, self.pseudonyms) if found else part.text
+            restored = self.pseudonyms.restore(text, part.in_json)
+            if restored != part.text:
+                changes[part.path] = restored
+            if text != part.text:
+                kept[part.path] = text
+        if changes != kept:
+            # The record keeps the placeholders, never the values behind them.
+            self.ctx.stored_answer = [completion_text(Completion(
+                body=replace(result.body, kept), usage=result.usage))]
         if not changes:
             return result
         return Completion(body=replace(result.body, changes), usage=result.usage)
@@ -143,3 +226,11 @@ class GuardSession:
     @property
     def output_rules(self) -> tuple[Rule, ...]:
         return self.policy.output
+
+
+def _first(located: list[tuple[Piece, int, int]]) -> tuple[int | None, int | None, int | None]:
+    """Where a finding of a joined scan is recorded: the part it starts in, and its span there."""
+    if not located:
+        return None, None, None
+    piece, start, end = located[0]
+    return piece.part, start, end

@@ -1,13 +1,16 @@
 """Guarding a streamed answer: the last few characters of each choice are held back until they
 have been scanned, so a redaction or a block happens before the text leaves.
 
-Per choice, text waits in ``pending``. When at least twice the hold-back has gathered (or the
-choice finishes), the pending text is scanned together with the tail already sent (for matches
-that cross the boundary); findings that end inside the held-back part wait for more text, the rest
-is redacted and released, pseudonyms restored. A block ends the stream with an error event before
-the offending text is sent. At the end, the whole answer is scanned once more for what only the
-whole text shows (JSON validity, a refusal): too late to change it, but recorded, and a block
-still ends the stream with an error instead of ``[DONE]``.
+Each choice's content is one channel, and so are the arguments of each of its tool calls
+(``delta.tool_calls[i].function.arguments``, read by the scanners of every field: credentials,
+personal data, a leaked canary). Per channel, text waits in ``pending``. When at least twice
+the hold-back has gathered (or the choice finishes), the pending text is scanned together with
+the tail already sent (for matches that cross the boundary); findings that end inside the
+held-back part wait for more text, the rest is redacted and released, pseudonyms restored. A
+block ends the stream with an error event before the offending text is sent. At the end, the
+whole answer is scanned once more for what only the whole text shows (JSON validity, a
+refusal): too late to change it, but recorded, and a block still ends the stream with an error
+instead of ``[DONE]``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from warden.errors import ContentBlocked
+from warden.guard.policy import Rule
 from warden.guard.rewrite import Edit, apply, open_placeholder_at
 from warden.guard.scan import scan
 from warden.guard.session import GuardSession, effective_action
@@ -26,7 +30,9 @@ TAIL = 256  # characters already sent that are scanned again with the next text
 
 
 @dataclass(slots=True)
-class _Choice:
+class _Channel:
+    rules: tuple[Rule, ...]
+    in_json: bool = False  # tool call arguments: restored values are escaped for JSON
     pending: str = ""
     tail: str = ""
     sent: int = 0  # characters sent so far (after redaction, before restoring pseudonyms)
@@ -52,7 +58,9 @@ class StreamGuard:
         self.windowed = tuple(r for r in session.output_rules if not r.scanner.whole_text)
         self.whole = tuple(r for r in session.output_rules if r.scanner.whole_text)
         self.max_pending = 8 * holdback + 1024
-        self.choices: dict[int, _Choice] = {}
+        self.tool_rules = tuple(r for r in self.windowed if r.scanner.scans_every_field)
+        self.choices: dict[int, _Channel] = {}
+        self.calls: dict[tuple[int, int], _Channel] = {}  # (choice, tool call) -> arguments
         self.last: dict[str, Any] | None = None
 
     async def wrap(self, result: StreamResult) -> StreamResult:
@@ -82,27 +90,62 @@ class StreamGuard:
         for choice in chunk.get("choices") or ():
             if not isinstance(choice, dict):
                 continue
+            index = int(choice.get("index", 0))
+            final = choice.get("finish_reason") is not None
             found = _delta(choice)
             text = found[0].get(found[1]) if found else None
-            final = choice.get("finish_reason") is not None
             if not isinstance(text, str):
                 text = ""
-            if not text and not final:
-                continue
-            st = self.choices.setdefault(int(choice.get("index", 0)), _Choice())
-            st.pending += text
-            out = await self._release(st, int(choice.get("index", 0)), final)
-            if found is not None:
-                found[0][found[1]] = out
+            if text or final:
+                st = self.choices.setdefault(index, _Channel(self.windowed))
+                st.pending += text
+                out = await self._release(st, index, final)
+                if found is not None:
+                    found[0][found[1]] = out
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                await self._tool_calls(delta, index, final)
         return chunk
 
-    async def _release(self, st: _Choice, index: int, final: bool) -> str:
+    async def _tool_calls(self, delta: dict[str, Any], index: int, final: bool) -> None:
+        """Hold back and scan each tool call's arguments like content; on the choice's last
+        chunk, release what is still held into it."""
+        if not (self.tool_rules or self.session.pseudonyms.by_placeholder):
+            return
+        calls = delta.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
+            fn = call.get("function") if isinstance(call, dict) else None
+            if not isinstance(fn, dict) or not isinstance(call.get("index", 0), int):
+                continue
+            args = fn.get("arguments")
+            if not isinstance(args, str):
+                continue
+            st = self.calls.setdefault((index, call.get("index", 0)),
+                                       _Channel(self.tool_rules, in_json=True))
+            st.pending += args
+            fn["arguments"] = await self._release(st, index, final)
+        if final:
+            held = await self._flush_calls(index)
+            if held:
+                delta["tool_calls"] = [*(calls if isinstance(calls, list) else ()), *held]
+
+    async def _flush_calls(self, index: int) -> list[dict[str, Any]]:
+        """The held arguments of choice ``index``'s tool calls, as tool call deltas."""
+        out: list[dict[str, Any]] = []
+        for (choice, call), st in self.calls.items():
+            if choice == index and st.pending:
+                text = await self._release(st, index, final=True)
+                if text:
+                    out.append({"index": call, "function": {"arguments": text}})
+        return out
+
+    async def _release(self, st: _Channel, index: int, final: bool) -> str:
         if not final and len(st.pending) < 2 * self.holdback:
             return ""
         window = st.tail + st.pending
         base = st.sent - len(st.tail)
         cut = len(st.pending) if final else len(st.pending) - self.holdback
-        hits = await scan(self.windowed, window, self.sctx)
+        hits = await scan(st.rules, window, self.sctx)
         edits: list[Edit] = []
         block = False
         deferred = []
@@ -143,7 +186,14 @@ class StreamGuard:
         st.tail = (st.tail + released)[-TAIL:]
         st.sent += len(released)
         st.text.append(released)
-        return self.session.pseudonyms.restore(released)
+        restored = self.session.pseudonyms.restore(released, st.in_json)
+        if not st.in_json and self.session.pseudonyms.by_placeholder:
+            # The record keeps the answer's placeholders, never the values behind them.
+            stored = self.session.ctx.stored_answer
+            if stored is None:
+                stored = self.session.ctx.stored_answer = []
+            stored.append(released)
+        return restored
 
     async def finish(self) -> list[dict[str, Any]]:
         """Text still held (a stream that ended without finish_reason), then the whole-answer
@@ -153,7 +203,11 @@ class StreamGuard:
             if st.pending:
                 text = await self._release(st, index, final=True)
                 if text:
-                    out.append(self._chunk(index, text))
+                    out.append(self._chunk(index, {"content": text}, {"text": text}))
+        for index in sorted({choice for choice, _ in self.calls}):
+            held = await self._flush_calls(index)
+            if held:
+                out.append(self._chunk(index, {"tool_calls": held}, None))
         for index, st in self.choices.items():
             whole = "".join(st.text)
             block = False
@@ -171,13 +225,15 @@ class StreamGuard:
                 raise self.session.blocked("output")
         return out
 
-    def _chunk(self, index: int, text: str) -> dict[str, Any]:
+    def _chunk(self, index: int, delta: dict[str, Any],
+               fields: dict[str, Any] | None) -> dict[str, Any]:
+        """A chunk of the stream's kind carrying ``delta`` (chat) or ``fields`` (completion)."""
         last = self.last or {}
         chat = last.get("object") == "chat.completion.chunk"
         choice: dict[str, Any] = {"index": index, "finish_reason": None}
         if chat:
-            choice["delta"] = {"content": text}
+            choice["delta"] = delta
         else:
-            choice["text"] = text
+            choice.update(fields or {})
         return {k: last[k] for k in ("id", "object", "created", "model") if k in last} | {
             "choices": [choice]}

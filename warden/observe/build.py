@@ -122,13 +122,21 @@ def completion_text(result: Completion) -> str:
 
 
 def payload_of(ctx: RequestContext, policy: PayloadPolicy) -> Payload | None:
-    """The request's text as the policy allows; None under ``none``."""
+    """The request's text as the policy allows; None under ``none``.
+
+    The prompt is the one the provider was sent: where a guard redacted or pseudonymized it,
+    the rewritten one (a planted canary left out), never the client's original. Values a guard
+    replaced with placeholders stay placeholders in the stored completion too, though the
+    client got them back.
+    """
     if policy == "none":
         return None
-    prompt = _prompt_of(ctx.original_body or ctx.body)  # what the client sent
+    prompt = _prompt_of(ctx.stored_body or ctx.body)
     completion = "".join(ctx.output) if ctx.output else None
     if isinstance(ctx.result, Completion) and ctx.kind != "embedding":
         completion = completion_text(ctx.result)
+    if ctx.stored_answer is not None:
+        completion = "".join(ctx.stored_answer)
     if policy == "redacted":
         prompt = redact(prompt) if prompt is not None else None
         completion = redact(completion) if completion is not None else None

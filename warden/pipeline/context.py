@@ -75,7 +75,12 @@ class RequestContext:
     usage: Usage | None = None
     ttft_s: float | None = None
     error: WardenError | None = None
-    original_body: dict[str, Any] | None = None  # the client's body, when a guard rewrote it
+    # The body as the record keeps it, where that is not ``body``: a guard's rewrite of the
+    # prompt without the canary it planted.
+    stored_body: dict[str, Any] | None = None
+    # The answer's text as the record keeps it, where a guard gave the client back values it
+    # had replaced with placeholders: with the placeholders, as the provider wrote it.
+    stored_answer: list[str] | None = None
     findings: list[Finding] = field(default_factory=list)
     stages: list[tuple[str, float, float]] = field(default_factory=list)
     """(stage name, start, end) in perf_counter seconds, for the trace's child spans."""

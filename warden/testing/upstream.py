@@ -148,8 +148,22 @@ class FakeOpenAIUpstream:
         base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model}
         chunks: list[dict[str, Any]] = [{**base, "choices": [
             {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}]
-        chunks += [{**base, "choices": [{"index": 0, "delta": {"content": w},
-                                         "finish_reason": None}]} for w in words]
+        if message.get("tool_calls"):
+            # A tool call streams as OpenAI streams it: id and name first, then the arguments
+            # a few words at a time.
+            call = message["tool_calls"][0]
+            chunks[0]["choices"][0]["delta"] = {"role": "assistant", "content": None,
+                                                "tool_calls": [{
+                                                    "index": 0, "id": call["id"], "type": "function",
+                                                    "function": {"name": call["function"]["name"],
+                                                                 "arguments": ""}}]}
+            words = _words(call["function"]["arguments"])
+            chunks += [{**base, "choices": [{"index": 0, "delta": {"tool_calls": [
+                {"index": 0, "function": {"arguments": w}}]}, "finish_reason": None}]}
+                for w in words]
+        else:
+            chunks += [{**base, "choices": [{"index": 0, "delta": {"content": w},
+                                             "finish_reason": None}]} for w in words]
         chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         if (body.get("stream_options") or {}).get("include_usage"):
             chunks.append({**base, "choices": [], "usage": usage})

@@ -4,7 +4,10 @@ Two signals:
 
 - ``canary_leak`` (score 1.0): the canary token planted in the system prompt
   (:func:`make_canary`, :func:`plant_canary`) appears in the answer, in any case and even with
-  spaces, dashes or invisible characters put between its characters.
+  spaces, dashes, punctuation or invisible characters put between its characters; written
+  backwards; as hex (upper or lower case; ``\\x``, ``0x`` or ``%`` before each byte or not);
+  in ROT13; or in base64 (standard or URL-safe, at any of the three alignments a longer encoded
+  text can put it at, line breaks allowed).
 - ``system_prompt_overlap``: a run of at least ``min_words`` consecutive words of the system
   prompt appears verbatim in the answer (words compared folded, punctuation ignored). Its score
   is 0.5 at ``min_words`` and grows to 1.0 at twice that, or when the run holds half of the
@@ -13,6 +16,9 @@ Two signals:
 
 from __future__ import annotations
 
+import base64
+import codecs
+import functools
 import re
 import secrets
 from collections.abc import Callable
@@ -50,6 +56,7 @@ class SystemPromptLeakScanner(Scanner):
     """The canary token, and long verbatim runs of the system prompt, in an answer."""
 
     name = "system_prompt_leak"
+    scans_every_field = True
     directions = frozenset({"output"})
     options_model = SystemPromptLeakOptions
 
@@ -98,16 +105,38 @@ class SystemPromptLeakScanner(Scanner):
 
 
 def _canary_spans(text: str, canary: str) -> list[Detection]:
-    """Where the canary occurs, ignoring case and separators put between its characters."""
+    """Where the canary occurs in any of its forms (see the module docstring)."""
+    spelled, encoded = _canary_patterns(canary)
     folded = fold(text)
-    if canary.lower() in folded.text:
-        return [Detection("canary_leak", 1.0, *folded.span(m.start(), m.end()))
-                for m in re.finditer(re.escape(canary.lower()), folded.text)]
-    target = _SEPARATORS.sub("", canary.lower())
-    if not target:
-        return []
-    pattern = re.compile(r"[\s\-_.·]*".join(map(re.escape, target)))
-    return [Detection("canary_leak", 1.0, *folded.span(*m.span())) for m in pattern.finditer(folded.text)]
+    found = [Detection("canary_leak", 1.0, *folded.span(*m.span()))
+             for m in spelled.finditer(folded.text)]
+    found += [Detection("canary_leak", 1.0, *m.span()) for m in encoded.finditer(text)]
+    return found
+
+
+_GAP = r"[\s\-_.·,;:|/+'\"`]{0,6}"  # what may be put between two characters of a spelled form
+_BYTE_PREFIX = r"(?:\\x|0x|%|u00)?"
+
+
+@functools.lru_cache(maxsize=64)
+def _canary_patterns(canary: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Two patterns, built once per canary: its spelled forms (plain, backwards, hex, ROT13),
+    for the folded text, and its base64 forms, for the text as written (base64 is case-bound).
+    Each is a fixed chain of characters with bounded gaps: one pass over the text."""
+    plain = _SEPARATORS.sub("", canary.lower())
+    raw = canary.encode()
+    spelled = [_GAP.join(map(re.escape, form))
+               for form in (plain, plain[::-1], codecs.encode(plain, "rot13"))]
+    spelled.append(_GAP.join(_BYTE_PREFIX + f"{b:02x}" for b in raw))
+    encoded = set()
+    for align in range(3):
+        # The canary's bytes after ``align`` others: the characters that depend on them alone.
+        chars = base64.b64encode(bytes(align) + raw + bytes(2)).decode()
+        first, last = -(-8 * align // 6), (8 * (align + len(raw))) // 6
+        encoded.add(chars[first:last])
+    forms = [f for e in sorted(encoded) for f in (e, e.translate(str.maketrans("+/", "-_")))]
+    return (re.compile("|".join(spelled)),
+            re.compile("|".join(r"\s{0,2}".join(map(re.escape, f)) for f in forms)))
 
 
 @hookimpl

@@ -46,6 +46,7 @@ class PiiScanner(Scanner):
     """Each piece of personal data, typed as Presidio types it, with its span."""
 
     name = "pii"
+    scans_every_field = True
     options_model = PiiOptions
 
     def __init__(self, options: ScannerOptions) -> None:

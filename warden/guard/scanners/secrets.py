@@ -147,6 +147,7 @@ class SecretsScanner(Scanner):
     """Credentials and random-looking strings, each with its span."""
 
     name = "secrets"
+    scans_every_field = True
     options_model = SecretsOptions
 
     def __init__(self, options: ScannerOptions) -> None:
