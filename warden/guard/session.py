@@ -17,7 +17,7 @@ from warden.guard.parts import (
 )
 from warden.guard.policy import Policy, Rule
 from warden.guard.rewrite import Edit, Pseudonyms, apply
-from warden.guard.scan import Hit, scan
+from warden.guard.scan import Hit, Pacer, scan
 from warden.guard.scanners.canary import make_canary, plant_canary
 from warden.observe.record import Finding
 from warden.pipeline.context import RequestContext
@@ -47,6 +47,7 @@ class GuardSession:
         self.pseudonyms = Pseudonyms()
         self.canary: str | None = None
         self.system_prompt: str | None = None
+        self.pacer = Pacer()
 
     def scan_context(self, where: Where) -> ScanContext:
         body = self.ctx.body
@@ -80,7 +81,7 @@ class GuardSession:
         block = False
         changes: dict[tuple[str | int, ...], str] = {}
         for n, part in enumerate(request_parts(ctx.kind, ctx.body)):
-            edits, stop = self._judge(await scan(self.policy.input, part.text, sctx),
+            edits, stop = self._judge(await scan(self.policy.input, part.text, sctx, self.pacer),
                                       "input", n)
             block = block or stop
             if edits:
@@ -127,7 +128,7 @@ class GuardSession:
         changes: dict[tuple[str | int, ...], str] = {}
         block = False
         for n, part in enumerate(answer_parts(result.body)):
-            edits, stop = self._judge(await scan(self.policy.output, part.text, sctx),
+            edits, stop = self._judge(await scan(self.policy.output, part.text, sctx, self.pacer),
                                       "output", n)
             block = block or stop
             text = apply(part.text, edits, self.pseudonyms) if edits else part.text
