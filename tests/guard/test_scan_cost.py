@@ -5,6 +5,7 @@ bounded windows without losing what crosses a window's edge; and a gateway that 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -24,11 +25,13 @@ from typing import Any
 import pytest
 
 from warden.guard.base import ScanContext, Scanner
-from warden.guard.policy import Rule
+from warden.guard.policy import Policy, Rule
 from warden.guard.scan import AFTER, WINDOW, scan_rule, windows
 from warden.guard.scanners.injection import InjectionScanner
 from warden.guard.scanners.pii import PiiScanner
 from warden.guard.scanners.secrets import SecretsScanner
+from warden.guard.session import MAX_NOTED, GuardSession
+from warden.pipeline.context import RequestContext
 from warden.plugins import ScannerRegistry, make_plugin_manager
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -226,3 +229,18 @@ def test_healthz_is_answered_while_the_largest_body_is_scanned(tmp_path: Path) -
     # the target, the worst to a few times it; a scan on the event loop stalls it for seconds.
     assert statistics.median(waits) < 0.05, waits[-5:]
     assert waits[-1] < 0.5, waits[-5:]
+
+
+def test_a_prompt_with_thousands_of_findings_is_redacted_whole_and_records_the_first_hundred(
+        ) -> None:
+    token = "ghp_" + "aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dF3hJ5"
+    prompt = f"key {token} " * 3000
+    rule = Rule(scanner=SecretsScanner.from_options({}), action="redact", threshold=0.5)
+    ctx = RequestContext(request_id="r1", kind="chat", traceparent="",
+                         body={"model": "m", "messages": [{"role": "user", "content": prompt}]})
+    session = GuardSession(Policy(name="p", input=(rule,), output=(), canary=False), ctx, 400)
+    asyncio.run(session.check_input())
+    sent = ctx.body["messages"][0]["content"]
+    assert token not in sent and sent.count("key ") == 3000
+    assert len(ctx.findings) == MAX_NOTED
+    assert all(f.type == "github_token" for f in ctx.findings)

@@ -4,6 +4,8 @@ there to the record, the metrics and the trace)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from typing import Any
 
 from warden.errors import ContentBlocked
@@ -23,6 +25,11 @@ from warden.observe.record import Finding
 from warden.pipeline.context import RequestContext
 from warden.providers.base import Completion
 
+# Findings recorded per scanner, type and text: a hostile text can hold hundreds of thousands
+# (a URL every few characters), and each recorded one costs a record row, a metric increment and a
+# trace event on the event loop. The action still applies to every one of them.
+MAX_NOTED = 100
+MANY_HITS = 1_000  # judged in a worker thread above this: the loop keeps serving meanwhile
 INPUT_BLOCKED = ("The request was blocked by the gateway's input policy. An administrator can "
                  "see why in the record of request {rid}.")
 OUTPUT_BLOCKED = ("The answer was withheld by the gateway's output policy. An administrator can "
@@ -81,7 +88,7 @@ class GuardSession:
         block = False
         changes: dict[tuple[str | int, ...], str] = {}
         for n, part in enumerate(request_parts(ctx.kind, ctx.body)):
-            edits, stop = self._judge(await scan(self.policy.input, part.text, sctx, self.pacer),
+            edits, stop = await self._judged(await scan(self.policy.input, part.text, sctx, self.pacer),
                                       "input", n)
             block = block or stop
             if edits:
@@ -97,13 +104,23 @@ class GuardSession:
             ctx.original_body = ctx.original_body or ctx.body
             ctx.body = body
 
+    async def _judged(self, hits: list[Hit], where: Where, part: int) -> tuple[list[Edit], bool]:
+        """``_judge``, in a worker thread when the hits are many (a long hostile text)."""
+        if len(hits) > MANY_HITS:
+            return await asyncio.to_thread(self._judge, hits, where, part)
+        return self._judge(hits, where, part)
+
     def _judge(self, hits: list[Hit], where: Where, part: int,
                offset: int = 0) -> tuple[list[Edit], bool]:
         edits: list[Edit] = []
         block = False
+        noted: Counter[tuple[str, str]] = Counter()
         for hit in hits:
             action = effective_action(hit)
-            self.note(hit, action, where, part, offset)
+            kind = (hit.rule.name, hit.detection.type)
+            noted[kind] += 1
+            if noted[kind] <= MAX_NOTED:
+                self.note(hit, action, where, part, offset)
             d = hit.detection
             if action == "block":
                 block = True
@@ -128,7 +145,7 @@ class GuardSession:
         changes: dict[tuple[str | int, ...], str] = {}
         block = False
         for n, part in enumerate(answer_parts(result.body)):
-            edits, stop = self._judge(await scan(self.policy.output, part.text, sctx, self.pacer),
+            edits, stop = await self._judged(await scan(self.policy.output, part.text, sctx, self.pacer),
                                       "output", n)
             block = block or stop
             text = apply(part.text, edits, self.pseudonyms) if edits else part.text
