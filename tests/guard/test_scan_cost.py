@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 
 from warden.guard.base import ScanContext, Scanner
+from warden.guard.pii import ner
+from warden.guard.pii.spans import Span
 from warden.guard.policy import Policy, Rule
 from warden.guard.scan import AFTER, WINDOW, scan_rule, windows
 from warden.guard.scanners.injection import InjectionScanner
@@ -244,3 +246,10 @@ def test_a_prompt_with_thousands_of_findings_is_redacted_whole_and_records_the_f
     assert token not in sent and sent.count("key ") == 3000
     assert len(ctx.findings) == MAX_NOTED
     assert all(f.type == "github_token" for f in ctx.findings)
+
+
+def test_every_other_occurrence_of_a_persons_name_is_found_at_word_boundaries() -> None:
+    text = "Anne-Marie O'Brien met Anne. XO'Brien, O'Brien and Anne-Maries; Anne-Marie left."
+    spans = [Span("PERSON", 0.9, 0, 18)]  # "Anne-Marie O'Brien" as the model found it
+    found = [(s.start, text[s.start:s.end]) for s in ner._repeated_names(text, spans)]
+    assert found == [(0, "Anne-Marie"), (11, "O'Brien"), (39, "O'Brien"), (64, "Anne-Marie")]
