@@ -4,6 +4,7 @@ jailbreak prompts of the shared data sets and on benign traffic."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from pydantic import ValidationError
@@ -106,6 +107,18 @@ def test_a_bad_pattern_is_refused_naming_it() -> None:
         BannedRegexScanner.from_options({"patterns": ["fine", "(unclosed"]})
     with pytest.raises(ValidationError, match="matches the empty string"):
         BannedRegexScanner.from_options({"patterns": ["x*"]})
+
+
+def test_a_pattern_that_backtracks_exponentially_is_refused_and_a_rewritten_one_is_fast() -> None:
+    for nested in (r"(a+)+b", r"(\w+\s?)+$", r"(?:x|(?:ab{1,3})+)*c"):
+        with pytest.raises(ValidationError, match="repeats a part that itself repeats"):
+            BannedRegexScanner.from_options({"patterns": [nested]})
+    scanner = BannedRegexScanner.from_options({"patterns": [r"(a++)+b", r"(?:\w+\s?)*+end"]})
+    started = time.perf_counter()
+    assert scanner.scan("a" * 5000 + "!", ScanContext(where="input")) == []
+    found = scanner.scan("x aab", ScanContext(where="input"))
+    assert [(d.start, d.end) for d in found] == [(2, 5)]
+    assert time.perf_counter() - started < 1.0
 
 
 def test_topics_score_by_distinct_keywords(jailbreaks: list[str], benign: list[str]) -> None:

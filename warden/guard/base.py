@@ -62,7 +62,12 @@ class Scanner(abc.ABC):
     where it makes sense. ``blocking`` is True for a scanner slow enough (an NER model) that the
     gateway should run it in a worker thread rather than on the event loop. ``whole_text`` is
     True for a scanner whose verdict needs the complete text (JSON validity): on a streamed
-    answer it runs once, at the end, instead of on each held-back window.
+    answer it runs once, at the end, instead of on each held-back window. ``windowed`` is False
+    for a scanner that must read a long text whole rather than in the bounded, overlapping
+    windows the gateway otherwise hands it (``warden.guard.scan``): a count over the whole text.
+    Either way a scanner's cost must grow linearly with the length of what it reads, and one
+    that reads a text whole must do so in bounded steps (each regular-expression call holds
+    the GIL from start to end).
 
     ``scans_every_field`` is True for a scanner that finds data which must not pass whoever
     wrote it (personal data, credentials, a leaked canary): it
@@ -79,6 +84,7 @@ class Scanner(abc.ABC):
     blocking: ClassVar[bool] = False
     whole_text: ClassVar[bool] = False
     scans_every_field: ClassVar[bool] = False
+    windowed: ClassVar[bool] = True
 
     def __init__(self, options: ScannerOptions) -> None:
         self.options = options

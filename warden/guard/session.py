@@ -4,12 +4,15 @@ there to the record, the metrics and the trace)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from warden.errors import ContentBlocked
 from warden.guard.base import ScanContext, Where
-from warden.guard.joined import Piece, batch, crosses, seams
+from warden.guard.joined import Joined, Piece, batch, crosses, seams
 from warden.guard.parts import (
     Part,
     answer_parts,
@@ -20,7 +23,7 @@ from warden.guard.parts import (
 )
 from warden.guard.policy import Policy, Rule
 from warden.guard.rewrite import Edit, Pseudonyms, apply
-from warden.guard.scan import Hit, scan
+from warden.guard.scan import Hit, Pacer, scan
 from warden.guard.scanners.canary import make_canary, plant_canary
 from warden.observe.build import completion_text
 from warden.observe.record import Finding
@@ -32,6 +35,12 @@ INPUT_BLOCKED = ("The request was blocked by the gateway's input policy. An admi
 OUTPUT_BLOCKED = ("The answer was withheld by the gateway's output policy. An administrator can "
                   "see why in the record of request {rid}.")
 SEAM_WINDOW = 64  # characters of each message's ends read again where messages meet
+
+# Findings recorded per scanner, type and direction: a hostile text can hold hundreds of thousands
+# (a URL every few characters), and each recorded one costs a record row, a metric increment and a
+# trace event on the event loop. The action still applies to every one of them.
+MAX_NOTED = 100
+MANY_HITS = 1_000  # judged in a worker thread above this: the loop keeps serving meanwhile
 
 
 def effective_action(hit: Hit) -> str:
@@ -52,6 +61,8 @@ class GuardSession:
         self.pseudonyms = Pseudonyms()
         self.canary: str | None = None
         self.system_prompt: str | None = None
+        self.pacer = Pacer()
+        self._noted: Counter[tuple[str, str, str]] = Counter()
 
     def scan_context(self, where: Where) -> ScanContext:
         body = self.ctx.body
@@ -70,8 +81,15 @@ class GuardSession:
             where=where, start=d.start + offset if d.start is not None else None,
             end=d.end + offset if d.end is not None else None, part=part,
         )
-        self.ctx.findings.append(finding)
+        self._keep(finding)
         return finding
+
+    def _keep(self, finding: Finding) -> None:
+        """Add a finding to the record, up to MAX_NOTED of one scanner, type and direction."""
+        kind = (finding.scanner, finding.type, finding.where)
+        self._noted[kind] += 1
+        if self._noted[kind] <= MAX_NOTED:
+            self.ctx.findings.append(finding)
 
     def blocked(self, where: Where) -> ContentBlocked:
         text = INPUT_BLOCKED if where == "input" else OUTPUT_BLOCKED
@@ -107,21 +125,16 @@ class GuardSession:
         every = tuple(r for r in rules if r.scanner.scans_every_field)
         for n, part in enumerate(parts):
             if judging and part.conversation:
-                hits = await scan(judging, part.text, sctx)
-                block |= self._judge(hits, where, n, edits.setdefault(n, []))
+                hits = await scan(judging, part.text, sctx, self.pacer)
+                block |= await self._off_loop_if_many(
+                    len(hits), self._judge, hits, where, n, edits.setdefault(n, []))
         if not every or not parts:
             return edits, block
         whole = batch([(n, p.text) for n, p in enumerate(parts)])
         known: dict[int, list[tuple[int, int]]] = {}
-        for hit in await scan(every, whole.text, sctx):
-            d = hit.detection
-            if d.start is None or d.end is None:
-                block |= self._take(hit, where, None, None, None, [], edits)
-                continue
-            located = whole.locate(d.start, d.end)
-            for p, s, e in located:
-                known.setdefault(p.part, []).append((s, e))
-            block |= self._take(hit, where, *_first(located), located, edits)
+        hits = await scan(every, whole.text, sctx, self.pacer)
+        block |= await self._off_loop_if_many(len(hits), self._take_all, hits, where, whole,
+                                              known, edits)
         if seams_too:
             block |= await self._seams(parts, every, sctx, known, edits)
         return edits, block
@@ -142,7 +155,7 @@ class GuardSession:
         joined = seams(sequences, SEAM_WINDOW)
         block = False
         taken: set[tuple[object, ...]] = set()
-        for hit in await scan(rules, joined.text, sctx):
+        for hit in await scan(rules, joined.text, sctx, self.pacer):
             d = hit.detection
             if d.start is None or d.end is None:
                 continue  # about the text as a whole: read already, whole, in the batch
@@ -159,6 +172,27 @@ class GuardSession:
             block |= self._take(hit, "input", piece.part, s, e, located, edits)
         return block
 
+    async def _off_loop_if_many(self, n: int, judge: Callable[..., bool], *args: Any) -> bool:
+        """``judge(*args)``, in a worker thread when there are many hits (a long hostile text)."""
+        if n > MANY_HITS:
+            return await asyncio.to_thread(judge, *args)
+        return judge(*args)
+
+    def _take_all(self, hits: list[Hit], where: Where, whole: Joined,
+                  known: dict[int, list[tuple[int, int]]], edits: dict[int, list[Edit]]) -> bool:
+        """Take every hit of the joined scan of all parts; True when one blocks."""
+        block = False
+        for hit in hits:
+            d = hit.detection
+            if d.start is None or d.end is None:
+                block |= self._take(hit, where, None, None, None, [], edits)
+                continue
+            located = whole.locate(d.start, d.end)
+            for p, s, e in located:
+                known.setdefault(p.part, []).append((s, e))
+            block |= self._take(hit, where, *_first(located), located, edits)
+        return block
+
     def _take(self, hit: Hit, where: Where, part: int | None, start: int | None,
               end: int | None, located: list[tuple[Piece, int, int]],
               edits: dict[int, list[Edit]]) -> bool:
@@ -166,9 +200,8 @@ class GuardSession:
         every part it covers; True when it blocks."""
         action = effective_action(hit)
         d = hit.detection
-        finding = Finding(scanner=hit.rule.name, type=d.type, action=action,
-                          score=round(d.score, 4), where=where, start=start, end=end, part=part)
-        self.ctx.findings.append(finding)
+        self._keep(Finding(scanner=hit.rule.name, type=d.type, action=action,
+                           score=round(d.score, 4), where=where, start=start, end=end, part=part))
         if action in ("redact", "pseudonymize"):
             for p, s, e in located:
                 edits.setdefault(p.part, []).append(Edit(s, e, d.type, action == "pseudonymize"))

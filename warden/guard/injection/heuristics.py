@@ -139,8 +139,12 @@ PATTERNS: tuple[Pattern, ...] = (
     # case-folded, so a Greek final sigma reads as a medial one.
     _p(OVERRIDE, "multilingual", 1.0,
        "ignor|olvid|oubli|vergiss|vergess|игнор|забуд|指示|指令|说明|지시|निर्देश|αγνοή|talimat",
-       r"(?:ignor(?!e\b|ed\b|es\b|ing\b)\w*|ignore (?:as|os|las|los|les|die|le|la)\b|olvid\w*|oubli\w*|",
-       r"vergiss\w*|vergess\w*|игнор\w*|забуд\w*)[^.\n]{0,30}",
+       # The rest of the verb's word is read at most 200 characters far, and an object inside that
+       # word ("ignoreallinstructions", spaced-out letters joined) at most 60: an unbounded \w*
+       # there costs a rescan of the whole word at every "ignor" in it, quadratic on one long word.
+       r"(?:(?:ignor(?!e\b|ed\b|es\b|ing\b)|olvid|oubli|vergiss|vergess|игнор|забуд)",
+       r"(?:\w{0,200}+[^.\n]{0,30}|\w{0,60}(?=instru|anweisung|istruzion|инструкц|указани))",
+       r"|ignore (?:as|os|las|los|les|die|le|la)\b[^.\n]{0,30})",
        r"(?:instru\w*|anweisung\w*|istruzion\w*|инструкц\w*|указани\w*)",
        r"|(?:以前|之前|上面|前面|先前|以上|所有)的?(?:指示|指令|说明)|指示を無視|이전 지시|पिछले निर्देश",
        r"|αγνοήστε τισ προηγούμενεσ|önceki talimat"),
@@ -222,12 +226,17 @@ PATTERNS: tuple[Pattern, ...] = (
     _p(DELIMITER, "system-line", 0.4, "system|admin",
        r"(?:^|\n)\W{0,6}(?:system|admin)(?: message)?\s*[:\]]"),
     _p(DELIMITER, "end-marker", 0.6, "end",
-       r"[%=#*\-]{3,}\s*end\b|\bend of (?:the )?(?:user |system )?(?:input|prompt|instructions)\b"),
+       # From the start of a run of marks only: from each mark of a long run, a search read the
+       # rest of it again (quadratic on "-----...").
+       r"(?<![%=#*\-])[%=#*\-]{3,}+\s*+end\b",
+       r"|\bend of (?:the )?(?:user |system )?(?:input|prompt|instructions)\b"),
     _p(DELIMITER, "html-comment", 0.8, "<!--",
        r"<!--[^>]{0,200}?\b(?:ignore|instructions?|assistant|ai|model|prompt|llm)\b"),
     _p(DELIMITER, "code-comment", 0.5, "#|//",
        r"(?:#|//)[^\n]{0,80}?\b(?:ignore|disregard|instead|the output is)\b"),
-    _p(DELIMITER, "markdown-image", 0.7, "![", r"!\[[^\]]*\]\(https?://[^)\s]*[?&][^)\s]*="),
+    # Bounded parts: "![" repeated made an unbounded alt text a rescan of the rest of the text each.
+    _p(DELIMITER, "markdown-image", 0.7, "![",
+       r"!\[[^\]]{0,200}\]\(https?://[^)\s?&]{0,300}[?&][^)\s]{0,300}="),
     _p(DELIMITER, "if-you-are-ai", 0.8, "if you are", rf"\bif you are an? {_AI}\b"),
     _p(DELIMITER, "note-to-ai", 0.8, "note to|attention|dear",
        rf"\b(?:note to|attention|dear) (?:the )?{_AI}\b"),

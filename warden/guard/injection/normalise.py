@@ -46,7 +46,10 @@ _SPACE_SEP = re.compile(r"[ .\-_*+|]")
 # digits or symbols ("1gn0re 4ll", not "mp3 player"), four letters spaced out, or a Latin letter
 # next to a Cyrillic or Greek one. Three searches: one alternation would be three times slower.
 _LEET = "[013457@$|]"
-_LEET_PAIR = re.compile(rf"(?:[a-z]{_LEET}|{_LEET}[a-z])\S*\s+\S*?(?:[a-z]{_LEET}|{_LEET}[a-z])")
+# Each word is tried once from its first character (a search from every leet pair in a long word
+# rescanned the rest of it each time: quadratic on "a@a@a@..."), then once more as the next word.
+_LEET_PAIR = re.compile(
+    rf"(?<!\S)(?=\S*?(?:[a-z]{_LEET}|{_LEET}[a-z]))\S++\s++(?=\S*?(?:[a-z]{_LEET}|{_LEET}[a-z]))")
 _SPACED_HINT = re.compile(r"(?<!\w)\w[ .\-_*+|]\w[ .\-_*+|]\w[ .\-_*+|]\w(?!\w)")
 _GREEK_CYRILLIC = re.compile(r"[\u0370-\u03ff\u0400-\u04ff]")
 _MIXED_SCRIPT = re.compile(r"[a-z][\u0370-\u03ff\u0400-\u04ff]|[\u0370-\u03ff\u0400-\u04ff][a-z]")

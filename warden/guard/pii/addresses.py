@@ -80,8 +80,10 @@ _NUMBER_LED: tuple[tuple[re.Pattern[str], float], ...] = (
 
 # Anchors that start with a word, tried where that word is (a dictionary lookup per word is
 # much cheaper than an alternation of a hundred words tried at every position).
-_PREFIXED = re.compile(rf"\S+ (?:{_W} ){{0,4}}{_NUM}(?: ?[A-Za-z]\b)?")
-_STREET_NUMBER = re.compile(rf"([^\W\d_][\w'\u2019./]*) {_NUM}")
+# The street word is read at most 40 characters far: it is tried at every street word, and an
+# unbounded \S+ rescanned a whole run such as 'rua"rua"rua"...' from each of them (quadratic).
+_PREFIXED = re.compile(rf"\S{{1,40}}+ (?:{_W} ){{0,4}}{_NUM}(?: ?[A-Za-z]\b)?")
+_STREET_NUMBER = re.compile(rf"([^\W\d_][\w'\u2019./]*+) {_NUM}")
 _NAME_BEFORE = re.compile(rf"{_CAP}[\w'\u2019.-]* $")
 _WORD_LED: dict[str, tuple[re.Pattern[str], float]] = {
     # "P.O. Box 149", "Postbox 53", "PO Box 12"

@@ -168,6 +168,29 @@ def _repeated_names(text: str, spans: list[Span]) -> list[Span]:
     words -= {"Mr", "Mrs", "Ms", "Miss", "Dr", "Prof", "Sir"}
     if not words:
         return []
-    pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(words, key=len, reverse=True)))
-                         + r")\b")
-    return [Span("PERSON", 0.6, m.start(), m.end()) for m in pattern.finditer(text)]
+    # Where a word starts, the longest of the names that ends at a word boundary: a set lookup
+    # per length, not an alternation of every name tried at every position (a text of thousands
+    # of names would cost their number times its length).
+    lengths = sorted({len(w) for w in words}, reverse=True)
+    found: list[Span] = []
+    after = 0
+    for m in _WORD_START.finditer(text):
+        at = m.start()
+        if at < after:
+            continue
+        for n in lengths:
+            if text[at:at + n] in words and _boundary(text, at + n):
+                found.append(Span("PERSON", 0.6, at, at + n))
+                after = at + n
+                break
+    return found
+
+
+_WORD_START = re.compile(r"(?<!\w)[^\W\d_]")
+_WORD_CHAR = re.compile(r"\w")
+
+
+def _boundary(text: str, at: int) -> bool:
+    """Whether ``\\b`` holds at ``at`` (the character before it is a letter or not)."""
+    before = at > 0 and _WORD_CHAR.match(text, at - 1) is not None
+    return before != (at < len(text) and _WORD_CHAR.match(text, at) is not None)

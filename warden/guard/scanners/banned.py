@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from re import _constants, _parser  # type: ignore[attr-defined]  # the parser re itself uses
+from typing import Any
 
 from pydantic import Field, field_validator
 
@@ -66,7 +68,30 @@ class BannedRegexOptions(ScannerOptions):
             if compiled.fullmatch(""):
                 raise ValueError(f"patterns[{i}] {pattern!r} matches the empty string; "
                                  "it would match everywhere")
+            if _nested_repeat(_parser.parse(pattern)):
+                raise ValueError(
+                    f"patterns[{i}] {pattern!r} repeats a part that itself repeats a variable "
+                    "number of times, as (a+)+ does: on some texts matching it takes time "
+                    "exponential in their length, and any client could send one; make one of the "
+                    "two repeats possessive (a++ or (?:...)*+) or fixed, or write it without nesting")
         return value
+
+
+def _nested_repeat(items: Any, inside: bool = False) -> bool:
+    """Whether a parsed pattern has a variable repeat inside an unbounded, backtracking one."""
+    for op, av in items:
+        if op in (_constants.MAX_REPEAT, _constants.MIN_REPEAT):
+            lo, hi, sub = av
+            if inside and lo != hi:
+                return True
+            if _nested_repeat(sub, inside or hi == _constants.MAXREPEAT):
+                return True
+        elif op in (_constants.SUBPATTERN, _constants.ATOMIC_GROUP, _constants.BRANCH):
+            subs = (av[-1],) if op == _constants.SUBPATTERN else (
+                (av,) if op == _constants.ATOMIC_GROUP else av[1])
+            if any(_nested_repeat(sub, inside) for sub in subs):
+                return True
+    return False
 
 
 class BannedRegexScanner(Scanner):

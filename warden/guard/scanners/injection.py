@@ -55,8 +55,9 @@ class InjectionOptions(ScannerOptions):
     max_chars: int = Field(
         20_000,
         ge=100,
-        description="The classifier and the similarity layer read this many leading characters; "
-        "the patterns read the whole text.",
+        description="The classifier and the similarity layer read this many leading characters of "
+        "what the scanner is handed; the patterns read all of it. The gateway hands a long prompt "
+        "over in windows shorter than this (docs/guardrails.md), so every part of it is read.",
     )
     decode_blobs: bool = Field(
         True,
