@@ -6,6 +6,7 @@ import asyncio
 import shutil
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import openai
@@ -163,6 +164,29 @@ def test_the_queue_is_bounded(tiny: Path) -> None:
             await engine.aclose()
 
     asyncio.run(main())
+
+
+def test_a_full_queue_does_not_open_the_breaker(tiny: Path) -> None:
+    config = local_config(tiny, sha256_of(tiny), n_parallel=1, max_queue=0)
+    config["models"][0]["routing"] = {  # type: ignore[index]
+        "retries": 0, "breaker": {"failures": 1, "cooldown_s": 60}}
+    with GatewayThread(config) as gw:
+        c = gw.client(api_key="x", max_retries=0, timeout=60)
+
+        def ask(_: int) -> int:
+            try:
+                c.completions.create(model="tiny", prompt="x", max_tokens=300,
+                                     extra_body={"ignore_eos": True})
+            except openai.APIStatusError as exc:
+                assert exc.code == "local_queue_full"
+                return exc.status_code
+            return 200
+
+        with ThreadPoolExecutor(6) as pool:
+            statuses = list(pool.map(ask, range(6)))
+        assert 200 in statuses and 503 in statuses
+        # The burst is over: the next request is served, not refused by an open breaker.
+        assert c.completions.create(model="tiny", prompt="x", max_tokens=2).choices
 
 
 def test_an_abandoned_stream_frees_its_slot(tiny: Path) -> None:
