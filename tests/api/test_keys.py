@@ -122,6 +122,11 @@ def test_the_first_stored_key_closes_an_open_gateway_for_good(gw: GatewayThread)
     ({"name": "x", "scopes": ["all"]}, "scopes"),
     ({"role": "app"}, "name"),
     (b"{not json", None),
+    ({"name": "bot\nadmin"}, "name"),
+    ({"name": "../../etc"}, "name"),
+    ({"name": "a/b"}, "name"),
+    ({"name": "x" * 100_000}, "name"),
+    ({"name": "x", "team": "ads\r\nops"}, "team"),
 ])
 def test_a_bad_key_request_is_a_400_that_names_the_field(gw: GatewayThread, body: Any,
                                                           param: str | None) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from click.testing import CliRunner
 
 from warden import plugins
 from warden.cli.main import cli
+from warden.guard import evaluate
 from warden.guard.evaluate import SpanText, load, select
 from warden.guard.pii import ner
 
@@ -124,13 +126,19 @@ def test_options_reach_the_scanner(span_file: Path) -> None:
 @pytest.mark.parametrize(("content", "args", "message"), [
     (None, (), "no such file"),
     ('{"text": "a", "label": 1}\n{"text": "b", "label": 0}\n{"text": "c", "label": \n', (), "line 3"),
-    ('{"text": "a", "label": 2}\n', (), '"label" must be 0 or 1'),
+    ('{"text": "a", "label": 2}\n', (), '"label" must be the number 0 or 1'),
     ('[{"full_text": "abc", "spans": [{"entity_type": "X", "start_position": 2, "end_position": 9}]}]',
      (), "item 0, span 0"),
     ("", (), "no examples"),
     ('{"text": "a", "label": 1}\n', ("--option", "ner"), "KEY=VALUE"),
     ('{"text": "a", "label": 1}\n', ("--option", "min_score=7"), "min_score"),
     ('{"text": "a", "label": 1}\n', ("--option", "colour=blue"), "colour"),
+    ('{"text": "a", "label": true}\n', (), '"label" must be the number 0 or 1, not true'),
+    ('{"text": "a", "label": 1.0}\n', (), '"label" must be the number 0 or 1'),
+    ('{"text": "a", "label": 1}\n' + '{"text": ' * 100_000 + "\n", (), "line 2: JSON nested too deeply"),
+    ("[" * 100_000, (), "nested too deeply"),
+    ('[{"full_text": "abc", "spans": [{"entity_type": "X", "start_position": false, '
+     '"end_position": true}]}]', (), "item 0, span 0"),
 ])
 def test_bad_input_is_an_error_message_and_exit_status_2(
         tmp_path: Path, content: str | None, args: tuple[str, ...], message: str) -> None:
@@ -140,6 +148,33 @@ def test_bad_input_is_an_error_message_and_exit_status_2(
     result = run("--scanner", "pii", "--input", str(path), *args)
     assert result.exit_code == 2
     assert message in result.stderr and "Traceback" not in result.output
+
+
+def test_an_over_long_line_or_file_is_refused(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "input.jsonl"
+    path.write_text('{"text": "a", "label": 1}\n{"text": "' + "b" * 200 + '", "label": 0}\n',
+                    encoding="utf-8")
+    monkeypatch.setattr(evaluate, "MAX_LINE_CHARS", 100)
+    result = run("--scanner", "pii", "--input", str(path))
+    assert result.exit_code == 2 and "line 2: longer than 100 characters" in result.stderr
+    monkeypatch.setattr(evaluate, "MAX_INPUT_BYTES", 100)
+    result = run("--scanner", "pii", "--input", str(path))
+    assert result.exit_code == 2 and "larger than" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+def test_only_a_regular_file_is_read(tmp_path: Path, kind: str) -> None:
+    # From the real command, with a timeout: a FIFO without a writer blocks its reader, and
+    # /dev/zero never ends.
+    path = {"fifo": tmp_path / "fifo", "device": Path("/dev/zero"), "directory": tmp_path}[kind]
+    if kind == "fifo":
+        os.mkfifo(path)
+    result = subprocess.run([*warden_command(), "guard", "eval", "--scanner", "pii",
+                             "--input", str(path)], capture_output=True, text=True, timeout=60,
+                            env=clean_env(), check=False)
+    assert result.returncode == 2
+    assert "not a regular file" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_an_unknown_scanner_lists_the_known_ones_from_the_real_command(tmp_path: Path) -> None:

@@ -71,11 +71,18 @@ def test_create_list_and_revoke(config: Path) -> None:
     assert entry["revoked_at"] is not None
 
 
-def test_mistakes_exit_1_with_a_message(config: Path) -> None:
+def test_mistakes_exit_with_a_message(config: Path) -> None:
     unknown = warden("keys", "revoke", "key_0000000000000000", "--config", str(config))
     assert unknown.returncode == 1 and "No API key has id" in unknown.stderr
     bad_role = warden("keys", "create", "--name", "x", "--role", "root", "--config", str(config))
     assert bad_role.returncode == 2 and "root" in bad_role.stderr
+    for name in ("two\nlines", "../../etc/passwd", "a/b", "x" * 100_000):
+        bad_name = warden("keys", "create", "--name", name, "--config", str(config))
+        assert bad_name.returncode == 2 and "--name" in bad_name.stderr
+        assert "Traceback" not in bad_name.stderr
+    bad_team = warden("keys", "create", "--name", "x", "--team", "a\nb", "--config", str(config))
+    assert bad_team.returncode == 2 and "--team" in bad_team.stderr
+    assert json.loads(warden("keys", "list", "--json", "--config", str(config)).stdout) == []
     missing = warden("keys", "list", "--config", str(config.parent / "nope.yaml"))
     assert missing.returncode == 1 and "does not exist" in missing.stderr
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
+import socket
+import time
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import openai
@@ -165,6 +169,29 @@ def test_the_queue_is_bounded(tiny: Path) -> None:
     asyncio.run(main())
 
 
+def test_a_full_queue_does_not_open_the_breaker(tiny: Path) -> None:
+    config = local_config(tiny, sha256_of(tiny), n_parallel=1, max_queue=0)
+    config["models"][0]["routing"] = {  # type: ignore[index]
+        "retries": 0, "breaker": {"failures": 1, "cooldown_s": 60}}
+    with GatewayThread(config) as gw:
+        c = gw.client(api_key="x", max_retries=0, timeout=60)
+
+        def ask(_: int) -> int:
+            try:
+                c.completions.create(model="tiny", prompt="x", max_tokens=300,
+                                     extra_body={"ignore_eos": True})
+            except openai.APIStatusError as exc:
+                assert exc.code == "local_queue_full"
+                return exc.status_code
+            return 200
+
+        with ThreadPoolExecutor(6) as pool:
+            statuses = list(pool.map(ask, range(6)))
+        assert 200 in statuses and 503 in statuses
+        # The burst is over: the next request is served, not refused by an open breaker.
+        assert c.completions.create(model="tiny", prompt="x", max_tokens=2).choices
+
+
 def test_an_abandoned_stream_frees_its_slot(tiny: Path) -> None:
     async def main() -> None:
         engine = LlamaEngine(EngineSettings(path=tiny, n_parallel=1, ctx_per_slot=2048,
@@ -182,6 +209,39 @@ def test_an_abandoned_stream_frees_its_slot(tiny: Path) -> None:
             await engine.aclose()
 
     asyncio.run(main())
+
+
+def test_a_whole_answer_whose_client_left_is_cancelled_and_frees_its_slot(
+        tmp_path: Path) -> None:
+    # A model with a long context, so an answer to the end takes tens of seconds.
+    slow = write_tiny_gguf(tmp_path / "long.gguf", n_ctx=16384)
+    config = {"admin_key": "admin", **local_config(
+        slow, sha256_of(slow), n_parallel=1, ctx_per_slot=16384, threads=1)}
+    with GatewayThread(config) as gw:
+        body = json.dumps({"model": "tiny", "prompt": "x", "max_tokens": 8000,
+                           "ignore_eos": True}).encode()
+        with socket.create_connection(("127.0.0.1", gw.port)) as sock:
+            sock.sendall(b"POST /v1/completions HTTP/1.1\r\nhost: x\r\n"
+                         b"authorization: Bearer x\r\ncontent-type: application/json\r\n"
+                         b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            time.sleep(1.0)  # decoding has begun; the client hangs up
+        started = time.monotonic()
+        c = gw.client(api_key="x", max_retries=0, timeout=60)
+        assert c.completions.create(model="tiny", prompt="y", max_tokens=2).choices
+        # Served once llama.cpp noticed the hang-up, not after the abandoned answer's 8000 tokens.
+        assert time.monotonic() - started < 8
+        req = urllib.request.Request(gw.url + "/api/requests?limit=5",
+                                     headers={"Authorization": "Bearer admin"})
+        deadline = time.monotonic() + 10
+        while True:
+            with urllib.request.urlopen(req) as resp:
+                records = json.loads(resp.read())["data"]
+            if len(records) >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        closed = [r for r in records if r["error_type"] is not None]
+        assert [(r["http_status"], r["error_message"][:10]) for r in closed] == [
+            (499, "The client")]
 
 
 # --- the real model -------------------------------------------------------------------------

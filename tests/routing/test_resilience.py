@@ -157,6 +157,22 @@ def test_breaker_opens_then_503_with_retry_after_then_closes_after_recovery(ups:
         assert state["breaker"] == "closed" and state["breaker_opened"] == 1
 
 
+def test_upstream_429s_are_retried_elsewhere_but_never_open_the_breaker(ups: list[Any]) -> None:
+    (busy, _), (calm, _), _ = ups
+    busy.behaviour.fail_status = 429
+    config = {"admin_key": ADMIN, "models": [{"name": "m", "routing": {
+        "retries": 1, "backoff_s": 0, "strategy": "round-robin",
+        "breaker": {"failures": 1, "cooldown_s": 60}},
+        "deployments": [dep(busy, "busy"), dep(calm, "calm")]}]}
+    with GatewayThread(config) as gw:
+        c = client(gw)
+        for _ in range(4):
+            assert c.chat.completions.create(model="m", messages=MSG).choices
+        assert busy.seen.requests >= 2  # tried, refused, retried on the other one
+        state = deployments(gw)["m/busy"]
+        assert state["breaker"] == "closed" and state["breaker_opened"] == 0
+
+
 def test_health_checks_steer_traffic_away_from_a_dead_deployment(ups: list[Any]) -> None:
     (a, a_thread), (b, _), _ = ups
     config = {"admin_key": ADMIN, "models": [{"name": "m", "routing": {

@@ -48,9 +48,19 @@ def test_revoking_keeps_the_first_time_and_an_unknown_id_is_404(store: SqlStore)
         store.keys.revoke("key_0000000000000000")
 
 
+def test_names_in_the_usual_forms_are_kept(store: SqlStore) -> None:
+    names = ["search", "CI bot", "alice@example.com", "svc:billing+v2", "team_a.prod-1", "Zoë",
+             "x" * 100]
+    for name in names:
+        store.keys.create(f" {name} ", team=name)
+    assert sorted(k.name for k in store.keys.all()) == sorted(names)
+
+
 @pytest.mark.parametrize(("changes", "param"), [
     ({"name": " "}, "name"), ({"role": "root"}, "role"), ({"payloads": "some"}, "payloads"),
     ({"team": ""}, "team"), ({"models": ["a", ""]}, "models"),
+    ({"name": "two\nlines"}, "name"), ({"name": "../up"}, "name"), ({"name": "x" * 101}, "name"),
+    ({"name": "tab\there"}, "name"), ({"team": "a/b"}, "team"),
 ])
 def test_invalid_keys_are_refused_with_the_field(store: SqlStore, changes: dict[str, object],
                                                  param: str) -> None:

@@ -34,7 +34,9 @@ class NewKey(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, description="Who or what uses the key.")
+    # Checked, with the characters allowed, by the store's ``check_name``: one rule for every
+    # way a key is made.
+    name: str = Field(description="Who or what uses the key.")
     role: Role = Field("app", description="admin, operator, viewer or app (only /v1).")
     team: str | None = Field(None, min_length=1, description="The team of the key's requests.")
     models: list[str] | None = Field(None, description="Allowed public models; unset: all.")

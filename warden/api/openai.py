@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -124,6 +124,35 @@ async def _sse(ctx: RequestContext, result: StreamResult) -> AsyncIterator[bytes
     yield _DONE
 
 
+async def _unless_client_leaves(work: Awaitable[None], receive: Receive) -> bool:
+    """Await ``work``, cancelling it when the client disconnects first; False when it did.
+
+    Starlette does not watch the connection while a handler runs, so without this a whole
+    (non-streamed) answer would be generated to the end for nobody, holding its slot."""
+    task = asyncio.current_task()
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        if task is not None:
+            task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        await work
+    except asyncio.CancelledError:
+        if not gone or task is None:
+            raise
+        task.uncancel()
+        return False
+    finally:
+        watcher.cancel()
+    return True
+
+
 Finish = Callable[[RequestContext, int, WardenError | None], None]
 """Called once when a request has ended: its context, HTTP status and error (if any)."""
 
@@ -182,7 +211,11 @@ class OpenAIApi:
                              parent_span_id=parent, client_request_id=client_rid)
         try:
             ctx.raw = await self._read(request)
-            await rt.pipeline(ctx)
+            if not await _unless_client_leaves(rt.pipeline(ctx), request.receive):
+                gone = WardenError("The client closed the connection before the answer was "
+                                   "ready.", status=499, code="client_closed")
+                self._finish(ctx, 499, gone)
+                return error_response(gone, out)  # nobody reads it: the connection is closed
             out["x-warden-deployment"] = ctx.deployment or ""
             out["x-warden-attempts"] = str(len(ctx.attempts))
             result = ctx.result

@@ -8,7 +8,7 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import NoReturn, cast, get_args
 
@@ -16,11 +16,11 @@ import click
 
 from warden.access.roles import ROLES, Role
 from warden.config import Config, load_config
-from warden.errors import ConfigError, WardenError
+from warden.errors import ConfigError, InvalidRequest, WardenError
 from warden.observe.keeper import store_url
 from warden.observe.record import PayloadPolicy
 from warden.store import open_store
-from warden.store.keys import KeyStore, StoredKey
+from warden.store.keys import MAX_NAME_CHARS, KeyStore, StoredKey, check_name
 
 _config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False),
@@ -62,13 +62,27 @@ def keys_group() -> None:
     """Create, list and revoke API keys (kept hashed in the store)."""
 
 
+def _checked(param: str) -> Callable[[click.Context, click.Parameter, str | None], str | None]:
+    def check(ctx: click.Context, option: click.Parameter, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return check_name(value, param)
+        except InvalidRequest as exc:
+            raise click.BadParameter(exc.message) from None
+    return check
+
+
 @keys_group.command("create")
-@click.option("--name", required=True, help="Who or what uses the key.")
+@click.option("--name", required=True, callback=_checked("name"),
+              help=f"Who or what uses the key: letters, digits, spaces and . _ - @ : +, at most "
+                   f"{MAX_NAME_CHARS} characters.")
 @click.option("--role", type=click.Choice(ROLES), default="app", show_default=True,
               help="admin: everything; operator: read, reload, feedback; viewer: read only; "
                    "app: only /v1.")
-@click.option("--team", default=None, help="Team of the key's requests; a key that is not an "
-              "admin reads only its team's records.")
+@click.option("--team", default=None, callback=_checked("team"),
+              help="Team of the key's requests (the same characters as a name); a key that is "
+                   "not an admin reads only its team's records.")
 @click.option("--models", default=None, help="Comma-separated public models the key may use "
               "(default: all).")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE",

@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from warden.guard.base import Detection, ScanContext, Scanner
 from warden.store.base import percentile
@@ -110,36 +112,79 @@ def select(examples: Examples, part: Part) -> Examples:
     return [e for e in examples if isinstance(e, SpanText) and held_back(e.text) == keep]
 
 
-def load(path: str | Path) -> Examples:
-    """Read labelled texts (JSON Lines) or gold spans (a JSON list), whichever ``path`` holds."""
+MAX_INPUT_BYTES = 256 * 1024 * 1024
+MAX_LINE_CHARS = 1024 * 1024
+
+
+def _read(path: str | Path) -> str:
+    """The file's text: a regular file of at most ``MAX_INPUT_BYTES`` (a FIFO would block and a
+    device such as /dev/zero would never end)."""
     try:
-        raw = Path(path).read_text(encoding="utf-8")
+        info = os.stat(path)
     except FileNotFoundError:
         raise EvalInputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EvalInputError(f"{path}: cannot read it ({exc})") from None
+    except OSError as exc:
+        raise EvalInputError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise EvalInputError(f"{path}: not a regular file (a directory, FIFO or device); save "
+                             "the labelled data to a file and pass that")
+    try:
+        with open(path, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # swapped since the stat
+                raise EvalInputError(f"{path}: not a regular file")
+            data = f.read(MAX_INPUT_BYTES + 1)
+    except OSError as exc:
+        raise EvalInputError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise EvalInputError(f"{path}: larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB; "
+                             "split it and evaluate the parts")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EvalInputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def load(path: str | Path) -> Examples:
+    """Read labelled texts (JSON Lines) or gold spans (a JSON list), whichever ``path`` holds.
+    Raises EvalInputError, saying where and why, for anything that is not such a file."""
+    raw = _read(path)
     examples = _load_spans(path, raw) if raw.lstrip().startswith("[") else _load_texts(path, raw)
     if not examples:
         raise EvalInputError(f"{path}: no examples in it")
     return examples
 
 
+def _json(text: str, where: str, expected: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        line = f", line {exc.lineno}" if "line" not in where else ""
+        raise EvalInputError(f"{where}{line}: not valid JSON ({exc.msg}); {expected}") from None
+    except RecursionError:
+        raise EvalInputError(f"{where}: JSON nested too deeply; {expected}") from None
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return type(value) is int  # not bool, which JSON's true/false would pass as 1/0
+
+
 def _load_texts(path: str | Path, raw: str) -> list[LabelledText]:
     out: list[LabelledText] = []
+    shape = 'each line must be {"text": "...", "label": 0 or 1}'
     for n, line in enumerate(raw.splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EvalInputError(f"{path}, line {n}: not valid JSON ({exc.msg}); each line must be "
-                                 '{"text": "...", "label": 0 or 1}') from None
+        if len(line) > MAX_LINE_CHARS:
+            raise EvalInputError(f"{path}, line {n}: longer than {MAX_LINE_CHARS} characters; "
+                                 f"{shape}")
+        item = _json(line, f"{path}, line {n}", shape)
         if not isinstance(item, dict) or not isinstance(item.get("text"), str):
             raise EvalInputError(f'{path}, line {n}: needs a "text" string '
                                  '({"text": "...", "label": 0 or 1})')
         label = item.get("label")
-        if label not in (0, 1) or isinstance(label, float):
-            raise EvalInputError(f'{path}, line {n}: "label" must be 0 or 1, not {label!r}')
+        if not _is_int(label) or label not in (0, 1):
+            raise EvalInputError(f'{path}, line {n}: "label" must be the number 0 or 1, not '
+                                 f"{json.dumps(label)[:40]}")
         system = item.get("system")
         if system is not None and not isinstance(system, str):
             raise EvalInputError(f'{path}, line {n}: "system" must be a string (the system prompt) '
@@ -149,10 +194,7 @@ def _load_texts(path: str | Path, raw: str) -> list[LabelledText]:
 
 
 def _load_spans(path: str | Path, raw: str) -> list[SpanText]:
-    try:
-        items = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise EvalInputError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    items = _json(raw, str(path), 'expected a JSON list of {"full_text", "spans"}')
     if not isinstance(items, list):
         raise EvalInputError(f"{path}: expected a JSON list of texts with spans")
     out: list[SpanText] = []
@@ -167,7 +209,7 @@ def _load_spans(path: str | Path, raw: str) -> list[SpanText]:
         for j, s in enumerate(spans):
             start, end = (s.get("start_position"), s.get("end_position")) if isinstance(s, dict) \
                 else (None, None)
-            if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text)
+            if not (_is_int(start) and _is_int(end) and 0 <= start < end <= len(text)
                     and isinstance(s.get("entity_type"), str)):
                 raise EvalInputError(
                     f'{where}, span {j}: needs "entity_type" and 0 <= "start_position" < '

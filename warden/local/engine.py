@@ -2,8 +2,14 @@
 
 xllamacpp's calls release the GIL and block their thread until the request is done; the
 streaming callback runs on that same thread once per chunk. The engine therefore runs each
-request in a worker thread, forwards chunks to the event loop with ``call_soon_threadsafe``,
-and cancels generation by answering the callback with True. Concurrent requests share the
+streamed request in a worker thread, forwards chunks to the event loop with
+``call_soon_threadsafe``, and cancels generation by answering the callback with True.
+
+A whole (non-streamed) answer has no callback to answer: xllamacpp's in-process call cannot be
+stopped and would decode to ``max_tokens`` after its client left. It goes instead to llama.cpp's
+own HTTP listener on the engine's private unix socket (same handlers, same JSON); cancelling the
+awaiting task closes that connection, and llama.cpp cancels the generation and frees the slot
+when it next polls the connection (about once a second). Concurrent requests share the
 model's ``n_parallel`` slots (continuous batching); at most that many are handed to the engine,
 the rest wait in a bounded queue, and past the bound a request is refused with 503.
 """
@@ -24,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 
 from warden.errors import InvalidRequest, Unavailable, UpstreamError, WardenError
 from warden.local.stats import EngineStats
@@ -63,6 +70,7 @@ class LlamaEngine:
         self._stops: set[threading.Event] = set()
         self._socket_dir = tempfile.TemporaryDirectory(prefix="warden-llama-")
         self._side_key = secrets.token_hex(16)
+        self._side: aiohttp.ClientSession | None = None
         self._closed = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -104,6 +112,9 @@ class LlamaEngine:
         self._closed = True
         for stop in list(self._stops):
             stop.set()
+        if self._side is not None:
+            await self._side.close()  # closes the connections of whole answers: they stop
+            self._side = None
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, lambda: self._pool.shutdown(wait=True))
         server, self._server = self._server, None
@@ -149,16 +160,33 @@ class LlamaEngine:
             return server.handle_chat_completions  # type: ignore[no-any-return]
         return server.handle_completions  # type: ignore[no-any-return]
 
+    @property
+    def _socket(self) -> str:
+        return os.path.join(self._socket_dir.name, "llama.sock")
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._side is None:
+            self._side = aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path=self._socket),
+                headers={"Authorization": f"Bearer {self._side_key}"},
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
+        return self._side
+
     async def complete(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
+        path = "/v1/chat/completions" if kind == "chat" else "/v1/completions"
         async with self._slot():
-            fn = self._fn(kind)
             try:
-                result = await asyncio.get_running_loop().run_in_executor(
-                    self._pool, fn, {**body, "stream": False})
-            except ValueError as exc:
+                async with self._session().post(f"http://llama{path}",
+                                                json={**body, "stream": False}) as resp:
+                    raw = await resp.read()
+            except aiohttp.ClientError as exc:
                 self.stats.errors += 1
-                raise InvalidRequest(f"{self.where}: {exc}") from None
+                raise UpstreamError(f"{self.where}: {exc}", code="local_engine_error") from None
+        try:
+            result = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            result = raw.decode(errors="replace")[:500]
         if not isinstance(result, dict) or "error" in result:
             self.stats.errors += 1
             raise _engine_error(result.get("error") if isinstance(result, dict) else result,
@@ -233,13 +261,9 @@ class LlamaEngine:
         """Update the KV-cache use from llama.cpp's slot table (scrape time only)."""
         if self._server is None:
             return
-        sock = os.path.join(self._socket_dir.name, "llama.sock")
         try:
-            async with (
-                aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=sock)) as s,
-                s.get("http://llama/slots", headers={"Authorization": f"Bearer {self._side_key}"},
-                      timeout=aiohttp.ClientTimeout(total=2)) as resp,
-            ):
+            async with self._session().get("http://llama/slots",
+                                           timeout=aiohttp.ClientTimeout(total=2)) as resp:
                 slots = await resp.json()
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return  # the gauge keeps its last value; a scrape must not fail on it

@@ -1,6 +1,12 @@
 """Prometheus metrics of the gateway, named after the OpenTelemetry GenAI conventions
 (``gen_ai.server.request.duration`` → ``gen_ai_server_request_duration_seconds``, ...) plus
-Warden's own under ``warden_``. One registry per gateway; nothing global."""
+Warden's own under ``warden_``. One registry per gateway; nothing global.
+
+Every label value comes from a bounded set: the configured models and deployments, the error
+types and statuses the code defines, the guard's scanners and finding types. The one value a
+client chooses, the model it asks for, becomes a label only when a configured route has that
+name; any other (an unknown model, a 404) is counted under ``model="unknown"``, so a client
+cannot add series to ``/metrics``."""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 
                     40.96, 81.92)
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
 PER_TOKEN_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+UNKNOWN_MODEL = "unknown"
 _BREAKER = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
 
@@ -27,6 +34,7 @@ class GatewayMetrics:
     def __init__(self, deployments: Callable[[], list[LiveDeployment]],
                  in_flight: Callable[[], int], recorder: Callable[[], RecorderStats]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._deployments = deployments
         labels = ["model", "deployment", "provider"]
         self.duration = Histogram(
             "gen_ai_server_request_duration_seconds", "Time from request to the end of the answer.",
@@ -60,33 +68,40 @@ class GatewayMetrics:
             ["model", "scanner", "type", "action", "where"], registry=self.registry)
         self.registry.register(_ScrapeTime(deployments, in_flight, recorder))
 
+    def model_label(self, model: str) -> str:
+        """``model`` when a configured route has that name, else ``UNKNOWN_MODEL``."""
+        if any(d.model == model for d in self._deployments()):
+            return model
+        return UNKNOWN_MODEL
+
     def observe(self, r: Record) -> None:
         dep, provider = r.deployment or "", r.provider or ""
-        self.requests.labels(r.model, r.status, r.error_type or "").inc()
-        self.duration.labels(r.model, dep, provider, r.status, r.error_type or "").observe(
+        model = self.model_label(r.model)
+        self.requests.labels(model, r.status, r.error_type or "").inc()
+        self.duration.labels(model, dep, provider, r.status, r.error_type or "").observe(
             r.latency_s)
         for a in r.attempts:
-            self.attempts.labels(r.model, a.deployment,
+            self.attempts.labels(model, a.deployment,
                                  "ok" if a.error_type is None else "error").inc()
         if len(r.attempts) > 1:
-            self.retries.labels(r.model).inc(len(r.attempts) - 1)
+            self.retries.labels(model).inc(len(r.attempts) - 1)
         for f in r.findings:
-            self.guard.labels(r.model, f.scanner, f.type, f.action, f.where).inc()
+            self.guard.labels(model, f.scanner, f.type, f.action, f.where).inc()
         if r.deployment is None:
             return
         if r.ttft_s is not None and r.stream:
-            self.ttft.labels(r.model, dep, provider).observe(r.ttft_s)
+            self.ttft.labels(model, dep, provider).observe(r.ttft_s)
             if r.output_tokens > 1:
-                self.per_token.labels(r.model, dep, provider).observe(
+                self.per_token.labels(model, dep, provider).observe(
                     (r.latency_s - r.ttft_s) / (r.output_tokens - 1))
         if r.input_tokens:
-            self.tokens.labels(r.model, dep, provider, "input").observe(r.input_tokens)
+            self.tokens.labels(model, dep, provider, "input").observe(r.input_tokens)
         if r.output_tokens:
-            self.tokens.labels(r.model, dep, provider, "output").observe(r.output_tokens)
+            self.tokens.labels(model, dep, provider, "output").observe(r.output_tokens)
         if r.cost_usd is not None:
-            self.cost.labels(r.model, dep).inc(r.cost_usd)
+            self.cost.labels(model, dep).inc(r.cost_usd)
         elif r.status == "ok":
-            self.unknown_cost.labels(r.model, dep).inc()
+            self.unknown_cost.labels(model, dep).inc()
 
 
 class _ScrapeTime:

@@ -19,6 +19,16 @@ from warden.routing.strategy import Strategy, make_strategy
 
 T = TypeVar("T")
 
+BUSY_CODES = frozenset({"local_queue_full"})
+
+
+def busy(exc: WardenError) -> bool:
+    """True for back-pressure: the deployment is up but asks to be tried later (a local model's
+    full queue, an upstream's 429). It is retried like a failure, on another deployment first,
+    but it is not one: counting it would open the breaker on a burst and refuse every request
+    for the cooldown while nothing is in flight."""
+    return exc.status == 429 or exc.code in BUSY_CODES
+
 
 class ModelRouter:
     """The deployments of one public model and how to choose among them."""
@@ -161,7 +171,9 @@ class Dispatcher:
             # The upstream's own status when it answered (a 500 it sent, not the 502 we show).
             rec.status = exc.upstream_status if isinstance(exc, UpstreamStatus) else exc.status
             rec.error, rec.error_type = exc.message, exc.type
-            if exc.retryable:
+            if busy(exc):
+                dep.breaker.release()
+            elif exc.retryable:
                 dep.fail(exc.message)
             else:
                 dep.breaker.success()
@@ -193,4 +205,4 @@ def release(dep: LiveDeployment) -> None:
     dep.in_flight -= 1
 
 
-__all__: Sequence[str] = ("Dispatcher", "ModelRouter", "release")
+__all__: Sequence[str] = ("Dispatcher", "ModelRouter", "busy", "release")

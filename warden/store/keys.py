@@ -12,6 +12,7 @@ memory and asks ``version()`` on a short interval whether anything changed.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +31,11 @@ Transaction = Callable[[str], AbstractContextManager[sa.Connection]]
 """Opens a connection for an action named in error messages (``SqlStore._read`` / ``_write``)."""
 
 MAX_TAGS = 32
+MAX_NAME_CHARS = 100
+# Letters, digits and . _ - @ : + and inner spaces: a name is shown in tables, logs and the
+# dashboard and travels in records and budget labels, so no line breaks, control characters
+# or path separators.
+_NAME = re.compile(r"\w(?:[\w .@:+-]*[\w.@:+-])?")
 _PAYLOADS: tuple[str, ...] = get_args(PayloadPolicy)
 
 
@@ -65,14 +71,32 @@ class StoredKey:
                          models=self.models, tags=self.tags, payloads=self.payloads)
 
 
+def check_name(value: str, param: str = "name") -> str:
+    """``value`` without surrounding spaces when it is a valid key or team name; else
+    InvalidRequest naming ``param``. The one rule for the CLI, the key API and the store."""
+    what = "A key's name" if param == "name" else param
+    stripped = value.strip() if isinstance(value, str) else ""
+    if not stripped:
+        raise InvalidRequest(f"{what} must not be empty (who or what uses the key).",
+                             param=param)
+    if len(stripped) > MAX_NAME_CHARS:
+        raise InvalidRequest(f"{what} is longer than {MAX_NAME_CHARS} characters.", param=param)
+    if not _NAME.fullmatch(stripped):
+        raise InvalidRequest(
+            f"{what} may hold only letters, digits, spaces and . _ - @ : + (starting with a "
+            "letter or digit); no line breaks, slashes or other symbols.", param=param)
+    return stripped
+
+
 def _validate(name: str, role: str, team: str | None, models: Sequence[str] | None,
               tags: Mapping[str, str], payloads: str | None) -> None:
-    if not name.strip():
-        raise InvalidRequest("A key needs a name (who or what uses it).", param="name")
+    check_name(name)
     if role not in ROLES:
         raise InvalidRequest(f"role must be one of {', '.join(ROLES)}; got {role!r}", param="role")
     if team is not None and not team.strip():
         raise InvalidRequest("team must not be empty; leave it out for no team.", param="team")
+    if team is not None:
+        check_name(team, "team")
     if models is not None and not all(isinstance(m, str) and m for m in models):
         raise InvalidRequest("models must be a list of public model names.", param="models")
     if len(tags) > MAX_TAGS or not all(isinstance(k, str) and k and isinstance(v, str)
@@ -105,7 +129,8 @@ class KeyStore:
                ) -> tuple[StoredKey, str]:
         """Store a new key; returns it and its token (the only time the token is seen).
 
-        Raises InvalidRequest for an unknown role or payload policy, an empty name or team."""
+        Raises InvalidRequest for an unknown role or payload policy, a name or team that is
+        empty, too long or holds characters outside ``check_name``'s set."""
         tags = dict(tags or {})
         _validate(name, role, team, models, tags, payloads)
         key_id, token = new_key()
