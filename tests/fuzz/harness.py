@@ -215,6 +215,7 @@ class Gate:
         gw.app.state.keeper.observers.append(self._observe)
         self.ledger: list[Exchange] = []
         self._rows_before = self.rows()
+        self._lost_before = (0, 0, 0)  # the recorder's rejected, dropped, corrupt at the last settle
 
     def _observe(self, record: Record) -> None:
         self.built[record.request_id] += 1
@@ -283,9 +284,13 @@ class Gate:
         if stats.spooled or stats.queue_depth:
             problems.append(f"{stats.spooled} record(s) stuck in the spool, "
                             f"{stats.queue_depth} in the queue")
-        if stats.rejected or stats.dropped or stats.corrupt:
-            problems.append(f"the recorder rejected {stats.rejected}, dropped {stats.dropped}, "
-                            f"found {stats.corrupt} corrupt")
+        lost = (stats.rejected, stats.dropped, stats.corrupt)
+        rejected, dropped, corrupt = (now - was for now, was in zip(lost, self._lost_before,
+                                                                   strict=True))
+        self._lost_before = lost
+        if rejected or dropped or corrupt:
+            problems.append(f"the recorder rejected {rejected}, dropped {dropped}, found "
+                            f"{corrupt} corrupt")
         if problems:
             raise AssertionError(
                 f"[{self.backend}] " + "; ".join(problems) + f" (last store error: "

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz.harness import MODELS, UPSTREAM_MODELS, V1_POSTS, Gate, shorten
+from tests.fuzz.harness import MODELS, UPSTREAM_MODELS, V1_POSTS, Exchange, Gate, shorten
 from tests.fuzz.strategies import (
     FIELDS,
     Body,
@@ -32,10 +32,10 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database
 SERVED = tuple(m for m in MODELS if m != "hostile")  # the hostile upstream has its own tests
 
 
-def send_body(gate: Gate, body: Body, sent: dict[str, bytes]) -> None:
+def send_body(gate: Gate, body: Body, sent: dict[str, bytes]) -> Exchange:
     data = body.bytes()
     model = body.model
-    gate.send("POST", body.path, f"body {shorten(data)} and headers {sent}", data,
+    return gate.send("POST", body.path, f"body {shorten(data)} and headers {sent}", data,
               {"content-type": "application/json", **sent},
               upstream=not isinstance(model, str) or model in UPSTREAM_MODELS)
 
@@ -46,6 +46,13 @@ SWEEP_VALUES = [Raw("NaN"), Raw("-Infinity"), Raw("1e400"), Raw("1" + "0" * 400)
 """What the sweep puts in every field: NaN, infinities and huge numbers as raw tokens, numbers
 and booleans as strings, NUL, a lone surrogate, empty containers, nesting past the limits of
 common parsers (255, 1000)."""
+
+
+TYPED_FIELDS = {"temperature", "top_p", "max_tokens", "max_completion_tokens", "n", "seed",
+                "top_logprobs", "presence_penalty", "frequency_penalty", "best_of", "dimensions",
+                "stream", "logprobs", "echo", "parallel_tool_calls",
+                "stream_options.include_usage"}
+"""Fields whose type is a number or a boolean: a string there (\"1\", \"true\") is a 400."""
 
 
 @pytest.mark.parametrize("path", V1_POSTS)
@@ -60,7 +67,9 @@ def test_every_field_with_every_hostile_value(gate: Gate, path: str) -> None:
                 stream = (i + j) % 2 == 1 and path != "/v1/embeddings"
                 tree = put(valid_body(path, model, stream), field, value)
                 try:
-                    send_body(gate, Body(path, tree, True, None), {})
+                    ex = send_body(gate, Body(path, tree, True, None), {})
+                    assert not (field in TYPED_FIELDS and isinstance(value, str)) \
+                        or ex.status == 400, f"a string in a typed field was taken: {ex.status}"
                 except AssertionError as exc:
                     failures.append(f"{field}={value!r:.40} (model {model}, stream {stream}): "
                                     f"{str(exc).splitlines()[0]}")
