@@ -45,6 +45,7 @@ def gateway_config(store_url: str, data_dir: Path, echo_url: str, hostile_url: s
         "store": {"url": store_url},
         "guard": {"policies": {"p": {
             "input": [{"scanner": "secrets", "action": "redact"},
+                      {"scanner": "pii", "action": "redact"},
                       {"scanner": "injection", "action": "flag"},
                       {"scanner": "hidden_text", "action": "block"}],
             "output": [{"scanner": "secrets", "action": "redact"},
