@@ -8,6 +8,7 @@ import gc
 import re
 import subprocess
 import sys
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -75,3 +76,27 @@ def test_warden_serve_freezes_what_it_made_at_start(tmp_path: Path) -> None:
             proc.stderr.close()
     # The modules, config and runtime: tens of thousands of objects no collection walks again.
     assert _samples(text, "warden_gc_frozen_objects")[""] > 20_000
+
+
+def test_a_collection_while_the_pauses_are_read_does_not_deadlock_the_reader() -> None:
+    # Reading the histogram allocates; a collection it triggers calls back into the collector on
+    # the same thread, which must not wait for the lock the reader holds.
+    pauses = GcPauses()
+    pauses.start()
+    done = threading.Event()
+    old = gc.get_threshold()
+
+    def read() -> None:
+        for _ in range(200):
+            list(pauses.collect())
+        done.set()
+
+    try:
+        gc.set_threshold(1, 1, 1)  # a collection at almost every allocation
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(20)
+    finally:
+        gc.set_threshold(*old)
+        pauses.stop()
+    assert done.is_set(), "reading the GC pauses deadlocked on a collection it triggered"

@@ -26,7 +26,9 @@ class GcPauses:
     """A prometheus collector of this process's garbage-collection pauses."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Reentrant: reading the histogram allocates, and a collection that triggers runs the
+        # callback on the reading thread, inside the lock it holds.
+        self._lock = threading.RLock()
         self._started: float | None = None
         # Per generation: the count in each bucket (the last one +Inf), and the sum.
         self._counts = [[0] * (len(BUCKETS) + 1) for _ in range(GENERATIONS)]
