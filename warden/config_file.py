@@ -122,6 +122,9 @@ def parse_yaml(text: str) -> Any:
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}") from None
+    except ValueError as exc:
+        # A value YAML reads but Python will not make, e.g. an integer of over 4,300 digits.
+        raise ConfigError(f"a value in the file cannot be read: {exc}") from None
     finally:
         loader.dispose()
 

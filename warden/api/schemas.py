@@ -29,9 +29,17 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
 
 
+class ContentPart(_Body):
+    """One part of a message's content: its ``type``, and its ``text`` a string where it has
+    one (other kinds of parts are passed through as they came)."""
+
+    type: str
+    text: str | None = None
+
+
 class Message(_Body):
     role: Role
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[ContentPart] | None = None
     name: str | None = None
     tool_call_id: str | None = None
     tool_calls: list[dict[str, Any]] | None = None

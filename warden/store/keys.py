@@ -159,6 +159,10 @@ class KeyStore:
         """Revoke a key (a key already revoked keeps its first revocation time); returns it.
         Raises NotFound for an unknown id."""
         when = time.time() if at is None else at
+        if "\x00" in key_id or len(key_id) > 200:
+            # Never an id this store made (PostgreSQL could not even compare it).
+            raise NotFound(f"No API key has id {key_id[:200]!r}; GET /api/keys or 'warden keys "
+                           "list' lists them.", code="key_not_found")
         with self._write("revoke an API key") as conn:
             conn.execute(sa.update(api_keys).where(api_keys.c.id == key_id,
                                                    api_keys.c.revoked_at.is_(None))
