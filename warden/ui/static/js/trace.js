@@ -21,7 +21,7 @@ function fact(label, value, testid = null) {
 // -- the prompt, with the input findings marked -------------------------------------------
 
 /** Text with [start, end) spans (in code points, as Python counts) marked. */
-function marked(text, spans) {
+function markedAt(text, spans) {
   const chars = Array.from(text);
   const out = [];
   let at = 0;
@@ -36,10 +36,33 @@ function marked(text, spans) {
   return h('pre', {class: 'text'}, out);
 }
 
+/** A redaction's or a pseudonym's placeholder: [EMAIL_ADDRESS], <PERSON_1>. */
+const PLACEHOLDER = /\[([A-Z][A-Z0-9_]*)\]|<([A-Z][A-Z0-9_]*?)_\d+>/gu;
+
+/** Text with the placeholders of the given finding types marked (in code points). */
+function placeholders(text, findings) {
+  const types = new Map(findings.map((f) => [f.type, f]));
+  const chars = Array.from(text);
+  const spans = [];
+  for (const m of text.matchAll(PLACEHOLDER)) {
+    const f = types.get(m[1] ?? m[2]);
+    if (!f) continue;
+    const start = Array.from(text.slice(0, m.index)).length;
+    spans.push({...f, start, end: start + Array.from(m[0]).length});
+  }
+  return markedAt(chars.join(''), spans);
+}
+
 /** The scanned parts of a stored prompt, in the guard's order (warden/guard/parts.py). */
 function messages(prompt, findings) {
-  const spans = (part) => findings.filter((f) => f.where === 'input' && f.part === part
+  // A prompt the guard rewrote is stored rewritten: its findings' places are the placeholders
+  // (the offsets point into the text the client sent, which is not kept).
+  const rewrites = findings.filter((f) => f.where === 'input'
+    && (f.action === 'redact' || f.action === 'pseudonymize'));
+  const offsets = (part) => findings.filter((f) => f.where === 'input' && f.part === part
     && f.start !== null && f.end !== null);
+  const spans = rewrites.length ? () => [] : offsets;
+  const marked = rewrites.length ? (text) => placeholders(text, rewrites) : markedAt;
   let value;
   try {
     value = JSON.parse(prompt);
@@ -81,7 +104,7 @@ function inputSection(r, payload) {
       + '(store.payloads, or the key\'s payloads).');
   } else {
     const findings = payload.policy === 'full' ? r.findings : []; // redacted text: spans moved
-    body = [h('p', {class: 'muted'}, `Stored ${payload.policy === 'full' ? 'as sent' : 'redacted'} `
+    body = [h('p', {class: 'muted'}, `Stored ${payload.policy === 'full' ? 'as the provider got it' : 'redacted'} `
       + `(payload policy ${payload.policy}).`), h('div', {class: 'messages'}, messages(payload.prompt, findings))];
   }
   return section('Input', 'trace-input', body);
