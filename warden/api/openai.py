@@ -25,6 +25,35 @@ _DONE = b"data: [DONE]\n\n"
 log = logging.getLogger("warden.api")
 
 
+class DisconnectWatch:
+    """Cancels the current task when the client disconnects (``gone`` then says so).
+
+    Started where a handler begins to wait on something long; ``stop`` when that ends. In an
+    ``except asyncio.CancelledError``, ``absorb`` tells the client's leaving (the cancellation
+    undone, True) from any other cancellation (False: re-raise it)."""
+
+    def __init__(self, receive: Receive) -> None:
+        self.gone = False
+        self._task = asyncio.current_task()
+        self._watcher = asyncio.ensure_future(self._watch(receive))
+
+    async def _watch(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.gone = True
+        if self._task is not None:
+            self._task.cancel()
+
+    def absorb(self) -> bool:
+        if not self.gone or self._task is None:
+            return False
+        self._task.uncancel()
+        return True
+
+    def stop(self) -> None:
+        self._watcher.cancel()
+
+
 class SSEResponse(Response):
     """A server-sent-event stream that always runs its cleanup, however the client leaves.
 
@@ -44,18 +73,7 @@ class SSEResponse(Response):
         self._on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        task = asyncio.current_task()
-        gone = False
-
-        async def watch() -> None:
-            nonlocal gone
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            gone = True
-            if task is not None:
-                task.cancel()
-
-        watcher = asyncio.ensure_future(watch())
+        watch = DisconnectWatch(receive)
         try:
             await send({"type": "http.response.start", "status": self.status_code,
                         "headers": self.raw_headers})
@@ -63,18 +81,17 @@ class SSEResponse(Response):
                 await send({"type": "http.response.body", "body": data, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
-            if not gone or task is None:
+            if not watch.absorb():  # the client left: a normal end for a stream
                 raise
-            task.uncancel()  # the client left: a normal end for a stream
         except OSError:
             pass  # the client's connection broke while we wrote: nothing left to send to
         finally:
-            watcher.cancel()
+            watch.stop()
             try:
                 await self._events.aclose()  # type: ignore[attr-defined]
                 await self._result.aclose()
             finally:
-                self._on_close(gone)
+                self._on_close(watch.gone)
 
 
 def _encode(chunk: dict[str, Any], include_usage: bool) -> bytes | None:
@@ -129,27 +146,15 @@ async def _unless_client_leaves(work: Awaitable[None], receive: Receive) -> bool
 
     Starlette does not watch the connection while a handler runs, so without this a whole
     (non-streamed) answer would be generated to the end for nobody, holding its slot."""
-    task = asyncio.current_task()
-    gone = False
-
-    async def watch() -> None:
-        nonlocal gone
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        gone = True
-        if task is not None:
-            task.cancel()
-
-    watcher = asyncio.ensure_future(watch())
+    watch = DisconnectWatch(receive)
     try:
         await work
     except asyncio.CancelledError:
-        if not gone or task is None:
+        if not watch.absorb():
             raise
-        task.uncancel()
         return False
     finally:
-        watcher.cancel()
+        watch.stop()
     return True
 
 
