@@ -4,6 +4,7 @@ with its own event loop, so synchronous clients (the official openai client) can
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import threading
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import openai
+import pytest
 import sqlalchemy as sa
 import uvicorn
 
@@ -102,3 +104,23 @@ def stored_ids(store_url: str, table: str = "requests", column: str = "request_i
             return list(conn.execute(sa.text(f"SELECT {column} FROM {table}")).scalars())
     finally:
         engine.dispose()
+
+
+def postgres_url_or_skip() -> str:
+    """WARDEN_TEST_POSTGRES_URL, checked to accept connections: a skip when it is not set, a
+    failure (never a skip) when it is set but the server cannot be reached."""
+    url = os.environ.get("WARDEN_TEST_POSTGRES_URL", "")
+    if not url:
+        pytest.skip("WARDEN_TEST_POSTGRES_URL is not set: set it to a PostgreSQL server's URL "
+                    "(CI uses postgresql://postgres@127.0.0.1:5432/test) to run this test")
+    engine = sa.create_engine(engine_url(url), connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"WARDEN_TEST_POSTGRES_URL is set but PostgreSQL at "
+                    f"{sa.make_url(url).render_as_string(hide_password=True)} cannot be reached "
+                    f"({exc.orig}); start the server, or unset the variable to skip these tests")
+    finally:
+        engine.dispose()
+    return url

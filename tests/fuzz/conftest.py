@@ -4,7 +4,6 @@ failure, not a skip, when it is set but the server cannot be reached)."""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -12,13 +11,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 import yaml
 
 from tests.fuzz.harness import Gate, gateway_config
-from tests.helpers import GatewayThread
+from tests.helpers import GatewayThread, postgres_url_or_skip
 from warden.config import parse_config
-from warden.store.sql import engine_url
 from warden.testing.hostile_upstream import HostileUpstream
 from warden.testing.httpserver import ServerThread
 from warden.testing.postgres import fresh_schema
@@ -36,24 +33,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     yield
 
 
-def _postgres_url() -> str:
-    url = os.environ.get("WARDEN_TEST_POSTGRES_URL", "")
-    if not url:
-        pytest.skip("WARDEN_TEST_POSTGRES_URL is not set: set it to a PostgreSQL server's URL "
-                    "(CI uses postgresql://postgres@127.0.0.1:5432/test) to fuzz that backend")
-    engine = sa.create_engine(engine_url(url), connect_args={"connect_timeout": 5})
-    try:
-        with engine.connect():
-            pass
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"WARDEN_TEST_POSTGRES_URL is set but PostgreSQL at "
-                    f"{sa.make_url(url).render_as_string(hide_password=True)} cannot be reached "
-                    f"({exc.orig}); start the server, or unset the variable to skip these tests")
-    finally:
-        engine.dispose()
-    return url
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def gate(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
          ) -> Iterator[Gate]:
@@ -63,7 +42,7 @@ def gate(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         with _gate(f"sqlite:///{folder}/warden.db", folder, "sqlite") as made:
             yield made
     else:
-        with fresh_schema(_postgres_url(), "fuzz") as url, _gate(url, folder, "postgresql") as made:
+        with fresh_schema(postgres_url_or_skip(), "fuzz") as url, _gate(url, folder, "postgresql") as made:
             yield made
 
 

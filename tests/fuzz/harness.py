@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
 
 from tests.helpers import GatewayThread
 from warden.observe.record import Record
@@ -321,3 +323,10 @@ class Gate:
             lines += [f"- {shorten(line, 400)}"
                       for line in Path(rejected).read_bytes().splitlines()[:10]]
         return "\n".join(lines[:40]) or "(no single request stands out)"
+
+
+EXAMPLES = int(os.environ.get("WARDEN_FUZZ_EXAMPLES", "100"))
+"""Examples per property (WARDEN_FUZZ_EXAMPLES); some tests take a fraction of it."""
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+"""Reproducible in CI (derandomized, no example database), no deadline on a loaded machine."""

@@ -5,15 +5,14 @@ answer is a result or an OpenAI error object, never a 5xx, on SQLite and Postgre
 
 from __future__ import annotations
 
-import os
 import urllib.parse
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz.harness import ADMIN, Gate, shorten
+from tests.fuzz.harness import ADMIN, EXAMPLES, FUZZ, Gate, shorten
 from tests.fuzz.strategies import (
     encode,
     hostile_text,
@@ -23,10 +22,6 @@ from tests.fuzz.strategies import (
     scalars,
     values,
 )
-
-EXAMPLES = int(os.environ.get("WARDEN_FUZZ_EXAMPLES", "100"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 FILTERS = ["model", "deployment", "key", "team", "user", "session", "status", "tag", "since",
            "until", "range"]

@@ -7,18 +7,25 @@ records, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz.harness import ADMIN, MODELS, Client, Exchange, Gate, check_answer, shorten
+from tests.fuzz.harness import (
+    ADMIN,
+    EXAMPLES,
+    MODELS,
+    Client,
+    Exchange,
+    Gate,
+    check_answer,
+    shorten,
+)
 from tests.fuzz.strategies import encode
 from warden.config import load_config
 
-EXAMPLES = int(os.environ.get("WARDEN_FUZZ_EXAMPLES", "100"))
 RELOAD_S = 10.0
 """How long one reload may take (the 4 MB files take about a second to parse)."""
 BOMB_S = 2.0

@@ -5,13 +5,19 @@ leaves exactly one record, and nothing is left in the recorder's spool."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fuzz.harness import MODELS, UPSTREAM_MODELS, V1_POSTS, Exchange, Gate, shorten
+from tests.fuzz.harness import (
+    FUZZ,
+    MODELS,
+    UPSTREAM_MODELS,
+    V1_POSTS,
+    Exchange,
+    Gate,
+    shorten,
+)
 from tests.fuzz.strategies import (
     FIELDS,
     Body,
@@ -24,10 +30,6 @@ from tests.fuzz.strategies import (
     raw_bodies,
     valid_body,
 )
-
-EXAMPLES = int(os.environ.get("WARDEN_FUZZ_EXAMPLES", "100"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 SERVED = tuple(m for m in MODELS if m != "hostile")  # the hostile upstream has its own tests
 

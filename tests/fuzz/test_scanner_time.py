@@ -5,16 +5,14 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-import os
 import time
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz.harness import BODY_LIMIT, Gate, shorten
+from tests.fuzz.harness import BODY_LIMIT, EXAMPLES, Gate, shorten
 from tests.fuzz.strategies import encode
 
-EXAMPLES = int(os.environ.get("WARDEN_FUZZ_EXAMPLES", "100"))
 SCAN_S = 2.0
 """The most one request of about BODY_LIMIT bytes may take through the guarded model (a linear
 scan of 64 KiB takes well under a tenth of that)."""

@@ -7,36 +7,20 @@ unreachable they fail: CI must never pass by skipping them."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
+from tests.helpers import postgres_url_or_skip
 from tests.observe.pgserver import PostgresServer, postgres_bindir
-from warden.store.sql import engine_url
 from warden.testing.postgres import fresh_schema
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """WARDEN_TEST_POSTGRES_URL, checked once to accept connections."""
-    url = os.environ.get("WARDEN_TEST_POSTGRES_URL", "")
-    if not url:
-        pytest.skip("WARDEN_TEST_POSTGRES_URL is not set: set it to a PostgreSQL server's URL "
-                    "(CI uses postgresql://postgres@127.0.0.1:5432/test) to run this test")
-    engine = sa.create_engine(engine_url(url), connect_args={"connect_timeout": 5})
-    try:
-        with engine.connect():
-            pass
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"WARDEN_TEST_POSTGRES_URL is set but PostgreSQL at "
-                    f"{sa.make_url(url).render_as_string(hide_password=True)} cannot be reached "
-                    f"({exc.orig}); start the server, or unset the variable to skip these tests")
-    finally:
-        engine.dispose()
-    return url
+    return postgres_url_or_skip()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
